@@ -1,0 +1,1 @@
+"""Chip models: specifications (TOML beside this file), synchronous and asynchronous engines."""

@@ -1,0 +1,47 @@
+"""Shared test fixtures: golden files under tests/golden/ with an ``--update-golden`` flag."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite golden files under tests/golden/ from the current code")
+
+
+class Golden:
+    def __init__(self, update: bool):
+        self.update = update
+
+    def check_arrays(self, name: str, arrays: dict[str, np.ndarray]) -> None:
+        """Compare ``arrays`` to tests/golden/NAME.npz exactly (or rewrite it with the flag)."""
+        path = GOLDEN / f"{name}.npz"
+        if self.update or not path.exists():
+            if not self.update:
+                pytest.fail(f"golden file {path} missing; run pytest --update-golden")
+            GOLDEN.mkdir(exist_ok=True)
+            np.savez(path, **arrays)
+            return
+        with np.load(path) as ref:
+            assert sorted(ref.files) == sorted(arrays), f"{path}: array names differ"
+            for k in ref.files:
+                np.testing.assert_array_equal(arrays[k], ref[k], err_msg=f"{path}:{k}")
+
+    def check_text(self, name: str, text: str) -> None:
+        """Compare ``text`` to tests/golden/NAME byte for byte (or rewrite it with the flag)."""
+        path = GOLDEN / name
+        if self.update:
+            GOLDEN.mkdir(exist_ok=True)
+            path.write_text(text)
+            return
+        if not path.exists():
+            pytest.fail(f"golden file {path} missing; run pytest --update-golden")
+        assert text == path.read_text(), f"{path} differs; inspect, then --update-golden"
+
+
+@pytest.fixture
+def golden(request) -> Golden:
+    return Golden(request.config.getoption("--update-golden"))
