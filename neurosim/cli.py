@@ -64,6 +64,44 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _load_model(args):
+    import models
+    try:
+        return models.load_checkpoint(args.checkpoint)
+    except FileNotFoundError:
+        shipped = models.list_shipped()
+        if args.checkpoint in shipped:
+            return models.load_checkpoint(models.shipped_checkpoint(args.checkpoint))
+        raise FileNotFoundError(f"checkpoint not found: {args.checkpoint} (shipped checkpoints, "
+                                f"usable by name: {', '.join(shipped) or 'none'})") from None
+
+
+def _lower_from_args(model, args):
+    from neurosim.data import load_for_model
+    from neurosim.lower import lower
+
+    x_cal, _, _ = load_for_model(model, args.workload, "train", n=args.calib_n)
+    return lower(model, x_cal, weight_bits=args.weight_bits, repconv=args.repconv, ssc=args.ssc)
+
+
+def cmd_lower(args) -> int:
+    from neurosim.summary import COLUMNS, graph_rows, totals
+    from neurosim.tables import format_table
+
+    model = _load_model(args)
+    graph = _lower_from_args(model, args)
+    out = graph.save(args.out) if args.out else None
+    rows, tot = graph_rows(graph), totals(graph)
+    _emit(args, {"graph_dir": str(out) if out else None, "totals": tot, "nodes": rows},
+          [format_table(rows, COLUMNS), "",
+           f"{tot['nodes']} nodes, {tot['neurons']:,} neurons, {tot['weights']:,} weights "
+           f"({graph.meta['weight_bits']}-bit), {tot['spike_edges']} spike / "
+           f"{tot['graded_edges']} graded edges, T={tot['T']}, RepConv {graph.meta['repconv']}, "
+           f"SSC {'on' if graph.meta['ssc'] else 'off'}"]
+          + ([f"graph written to {out}"] if out else []))
+    return 0
+
+
 def cmd_demo(args) -> int:
     import models
     from models.train import accuracy
@@ -86,6 +124,20 @@ def cmd_demo(args) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
+def _lowering_args(sp) -> None:
+    sp.add_argument("--checkpoint", required=True,
+                    help="a .safetensors checkpoint, or the name of a shipped one")
+    sp.add_argument("--workload", default="digits", help="calibration data (default: digits)")
+    sp.add_argument("--calib-n", type=int, default=64,
+                    help="training samples used to calibrate graded-value steps")
+    sp.add_argument("--weight-bits", type=int, default=8)
+    sp.add_argument("--repconv", choices=["fused", "unfused"], default="fused",
+                    help="lower RepConv as one fused 3x3 conv or as its three stages")
+    sp.add_argument("--ssc", action="store_true",
+                    help="spike sparse convolution on stride-1 convs (default: vanilla)")
+
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="neurosim",
@@ -117,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="checkpoint path (.safetensors)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     sp.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    sp = add("lower", cmd_lower, "lower a checkpoint to the event-level graph and print its nodes")
+    _lowering_args(sp)
+    sp.add_argument("--out", help="directory to write the graph to (graph.json + arrays.npz)")
+    sp.add_argument("--json", action="store_true", help="print the node table as JSON")
+    sp.add_argument("--quiet", action="store_true")
 
     sp = add("demo", cmd_demo, "evaluate the shipped checkpoints (the full chip demo grows here)")
     sp.add_argument("--quiet", action="store_true")

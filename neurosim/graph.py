@@ -422,6 +422,10 @@ class Graph:
         lo, hi = op.n_inputs
         if not lo <= len(inputs) <= hi:
             op.fail(f"takes {lo}..{hi} inputs, got {len(inputs)}")
+        dup = sorted({u for u in inputs if list(inputs).count(u) > 1})
+        if dup:
+            op.fail(f"input {dup[0]!r} is used on more than one port; an edge joins two nodes "
+                    "once (route it through a copy, e.g. a 1x1 identity pool)")
         self.g.add_node(op.name, op=op)
         for port, src in enumerate(inputs):
             if src not in self.g:
