@@ -332,8 +332,8 @@ class Pool(Node):
         if self.kernel < 1 or self.stride < 1 or self.padding < 0 or self.padding > self.kernel // 2:
             self.fail(f"invalid pooling kernel={self.kernel} stride={self.stride} "
                       f"padding={self.padding}")
-        if self.kernel > H + 2 * self.padding:
-            self.fail(f"pool kernel {self.kernel} larger than padded input {H}")
+        if self.kernel > min(H, W) + 2 * self.padding:
+            self.fail(f"pool kernel {self.kernel} larger than the padded input {H}x{W}")
         Ho = (H + 2 * self.padding - self.kernel) // self.stride + 1
         Wo = (W + 2 * self.padding - self.kernel) // self.stride + 1
         if self.shape != (C, Ho, Wo):
@@ -507,7 +507,11 @@ class Graph:
                             f"{self.out_kind(u)}")
             check_node(op, [self.op(u) for u in ins], [self.out_kind(u) for u in ins])
         self.input_node()
-        self.output_node()
+        out = self.output_node()
+        dead = [n for n in self.g.nodes if n != out and self.g.out_degree(n) == 0]
+        if dead:
+            raise GraphError(f"nodes {dead} feed nothing: every node must lead to the readout "
+                             f"{out!r}")
         return self
 
     def depths(self) -> dict[str, int]:
