@@ -153,6 +153,17 @@ class TokenSumProduct(nn.Module):
         return (k * v).sum(dim=(-2, -1), keepdim=True)
 
 
+class TokenSum(nn.Module):
+    """Sum over the token positions, SUM_tokens(K_S) of SDSA-2: [T, B, C, H, W] -> [T, B, C, 1, 1].
+
+    On binary spikes each output is the number of tokens at which channel c fired (an integer in
+    [0, H*W]); it costs one addition per input spike.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.sum(dim=(-2, -1), keepdim=True)
+
+
 class HadamardMask(nn.Module):
     """Elementwise mask a * b with broadcasting over tokens (SDSA-1/2 masks)."""
 
@@ -174,8 +185,8 @@ class TimeMean(nn.Module):
         return x.mean(0)
 
 
-LEAF_MODULES = (Encoder, ConvBN, RepConvBN, MaxPool, SpikeMatmul, TokenSumProduct, HadamardMask,
-                TokenMean, TimeMean)
+LEAF_MODULES = (Encoder, ConvBN, RepConvBN, MaxPool, SpikeMatmul, TokenSumProduct, TokenSum,
+                HadamardMask, TokenMean, TimeMean)
 
 
 def head_scale(dim: int, heads: int) -> float:

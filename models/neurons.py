@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 RESETS = ("hard", "soft", "none")
+V_TH_MIN = 1e-3             # floor of a learned threshold (keeps it positive)
 KINDS = ("lif", "if", "plif", "sfa", "mt")
 
 
@@ -293,7 +294,43 @@ class MultiThresholdNode(nn.Module):
         return torch.stack(out)
 
 
-NEURON_MODULES = (LIFNode, SFANode, MultiThresholdNode)
+class LearnableThresholdLIF(nn.Module):
+    """Multi-step LIF / IF neuron with a learned scalar threshold (the SN of SDSA-4).
+
+    Same dynamics as ``LIFNode`` (seed-facts §1) with ``v_th`` an ``nn.Parameter`` (floored at
+    ``V_TH_MIN``) trained through the surrogate gradient; ``threshold()`` gives its current value
+    for lowering. Input and output [T, B, ...].
+    """
+
+    def __init__(self, cfg: NeuronConfig | dict | None, v_th: float):
+        super().__init__()
+        self.cfg = NeuronConfig.from_dict(cfg, v_th=float(v_th))
+        if self.cfg.kind not in ("lif", "if"):
+            raise ValueError(f"SDSA-4 learnable-threshold neuron needs kind 'lif' or 'if', "
+                             f"got {self.cfg.kind!r}")
+        self.v_th = nn.Parameter(torch.tensor(float(v_th)))
+
+    def threshold(self) -> float:
+        """Current firing threshold (potential units, same scale as the neuron input)."""
+        return float(self.v_th.detach().clamp_min(V_TH_MIN))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.cfg
+        v_th = self.v_th.clamp_min(V_TH_MIN)
+        v = torch.full_like(x[0], c.v_reset)
+        out = []
+        for t in range(x.shape[0]):
+            s, v = lif_step(v, x[t], tau=c.tau, v_th=v_th, v_reset=c.v_reset, reset=c.reset,
+                            decay_input=c.decay_input, leak=c.kind == "lif",
+                            surrogate=c.surrogate, alpha=c.alpha, detach_reset=c.detach_reset)
+            out.append(s)
+        return torch.stack(out)
+
+    def extra_repr(self) -> str:
+        return f"kind={self.cfg.kind}, tau={self.cfg.tau}, v_th=learned({self.threshold():.4g})"
+
+
+NEURON_MODULES = (LIFNode, SFANode, MultiThresholdNode, LearnableThresholdLIF)
 
 
 def make_neuron(cfg: NeuronConfig | dict | None = None, **overrides) -> nn.Module:

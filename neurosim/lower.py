@@ -297,6 +297,11 @@ def _lower_lif(ctx, node, mod: N.LIFNode, args):
     return _lower_neuron(ctx, node, mod, args, mod.cfg.v_th, mod.tau_value())
 
 
+@lowering(N.LearnableThresholdLIF)
+def _lower_learned_threshold(ctx, node, mod: N.LearnableThresholdLIF, args):
+    return _lower_neuron(ctx, node, mod, args, mod.threshold(), mod.cfg.tau)
+
+
 @lowering(N.SFANode, N.MultiThresholdNode)
 def _lower_sfa_mt(ctx, node, mod, args):
     return _lower_neuron(ctx, node, mod, args, mod.cfg.v_th, mod.cfg.tau)
@@ -321,6 +326,13 @@ def _lower_matmul(ctx, node, mod: L.SpikeMatmul, args):
 def _lower_token_sum(ctx, node, mod, args):
     u = np.prod([_spike_unit(ctx, node, a) for a in args])
     op = G.TokenSum(name=node.target, shape=ctx.shape(node.name), scale=float(u))
+    return ctx.add(op, args, node.name)
+
+
+@lowering(L.TokenSum)
+def _lower_token_sum_single(ctx, node, mod, args):
+    op = G.TokenSum(name=node.target, shape=ctx.shape(node.name),
+                    scale=float(_spike_unit(ctx, node, args[0])))
     return ctx.add(op, args, node.name)
 
 

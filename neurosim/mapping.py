@@ -312,6 +312,12 @@ class Mapping:
             return c, c + 1
         return np.zeros(C, np.int64), np.full(C, Cv, np.int64)
 
+    def dest_cores(self, u: str, v: str, c0: int, c1: int) -> list[int]:
+        """Cores holding a part of ``v`` that depends on any of ``u``'s channels [c0, c1)."""
+        lo, hi = self._dependents(u, v)
+        a, b = int(lo[c0:c1].min()), int(hi[c0:c1].max())
+        return sorted({p.core for p in self.parts.get(v, []) if p.c0 < b and p.c1 > a})
+
     def _edge(self, u: str, v: str) -> tuple[np.ndarray, np.ndarray]:
         key = (u, v)
         if key not in self._edge_cache:
