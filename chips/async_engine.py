@@ -48,7 +48,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from neurosim import graph as G
 from neurosim.accounting import CATEGORIES
-from .executors import CAT, ConvExec, LinearExec, NeuronExec, _split
+from .executors import CAT, ConvExec, LinearExec, NeuronExec, part_sums
 from .sync_engine import Engine
 
 OVERFLOW = ("stall", "drop")
@@ -187,7 +187,7 @@ class AsyncEngine(Engine):
             hit = ins[0] != 0
         per_c = hit.reshape(-1, op.channels).sum(axis=0)
         D = op.D if op.model == "sfa" else 1
-        return np.array([per_c[c0:c1].sum() for _, c0, c1 in self.parts[v]], np.int64) * D
+        return part_sums(per_c, self.execs[v].starts) * D
 
     def _async_counts(self, v: str, ins, c: np.ndarray) -> None:
         """Replace the sync engine's clocked neuron accounting by event-driven accounting."""
@@ -543,5 +543,5 @@ class _FreeState:
         for cat in ("neuron_updates", "membrane_reads", "membrane_writes"):
             c[:, CAT[cat]] += n_par
         per_c = out.reshape(-1, op.channels).sum(axis=0).astype(np.int64)
-        c[:, CAT["spikes"]] += [per_c[c0:c1].sum() for _, c0, c1 in self.eng.parts[self.v]]
+        c[:, CAT["spikes"]] += part_sums(per_c, self.e.starts)
         return out

@@ -27,6 +27,11 @@ def _add(counts: np.ndarray, cat: str, per_part) -> None:
     counts[:, CAT[cat]] += per_part
 
 
+def part_sums(per_channel: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Sum a per-channel vector over contiguous parts starting at ``starts`` (int64)."""
+    return np.add.reduceat(np.asarray(per_channel, np.int64), starts)
+
+
 def _split(total: int, sizes: np.ndarray) -> np.ndarray:
     """Split an integer count over parts proportionally to ``sizes`` (exact: remainder to the
     first parts, so the parts sum to the total)."""
@@ -42,6 +47,7 @@ class Exec:
     def __init__(self, op: G.Node, kinds: list[str], parts: list[tuple[int, int]], engine_opts):
         self.op, self.kinds, self.parts = op, kinds, parts
         self.widths = np.array([c1 - c0 for c0, c1 in parts], np.int64)
+        self.starts = np.array([c0 for c0, _ in parts], np.int64)
         self.inner = int(np.prod(op.shape[1:])) if len(op.shape) > 1 else 1
         self.opts = engine_opts
         self.last_events = 0            # synaptic events delivered by the kernel (cross-check)
@@ -65,22 +71,24 @@ class ConvExec(Exec):
         self.max_w = int(np.abs(op.weight.astype(np.int64)).max()) if op.weight.size else 0
         self.fan_in = (op.in_shape[0] // op.groups) * op.kernel ** 2
         self.graded = kinds[0] == "graded"
+        self.w_cache: dict = {}
 
     def accumulate(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         op = self.op
         nnz = int(np.count_nonzero(q))
-        max_count = int(np.abs(q).max()) if nnz else 0
-        dt = K.acc_dtype(self.max_w, max_count, self.fan_in)
+        max_count = int(max(q.max(), -q.min())) if nnz else 0
         mask = None
         if K.choose_dense(nnz, q.size, self.opts["dense_threshold"]):
             self.dense_steps += 1
-            acc = K.dense_conv_exact(q, op.weight, op.stride, op.padding, op.groups, out_dtype=dt)
+            acc = K.dense_conv_exact(q, op.weight, op.stride, op.padding, op.groups,
+                                     max_w=self.max_w, max_x=max_count, w_cache=self.w_cache,
+                                     as_float=True)
             if op.ssc:
                 mask = (q != 0).any(axis=2).astype(np.uint8)
             self.last_events = -1
             return acc, mask
         Ho, Wo = op.shape[1:]
-        acc = np.zeros((Ho, Wo, op.shape[0]), dt)
+        acc = np.zeros((Ho, Wo, op.shape[0]), K.acc_dtype(self.max_w, max_count, self.fan_in))
         ys, xs, cs, cnt = K.map_to_events(q)
         if op.ssc:
             mask = np.zeros(q.shape[:2], np.uint8)
@@ -186,7 +194,7 @@ class NeuronExec(Exec):
         counts[0, CAT["saturations"]] += sat
         out = out.reshape(x.shape).astype(np.float64)
         per_c = out.reshape(-1, op.channels).sum(axis=0).astype(np.int64)
-        _add(counts, "spikes", np.array([per_c[c0:c1].sum() for c0, c1 in self.parts]))
+        _add(counts, "spikes", part_sums(per_c, self.starts))
         return out
 
 

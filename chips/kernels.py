@@ -532,12 +532,15 @@ def _max_abs(a: np.ndarray) -> int:
 
 
 def dense_conv_exact(x_cl: np.ndarray, w: np.ndarray, stride: int, padding: int, groups: int,
-                     out_dtype=None) -> np.ndarray:
+                     out_dtype=None, *, max_w: int | None = None, max_x: int | None = None,
+                     w_cache: dict | None = None, as_float: bool = False) -> np.ndarray:
     """Exact integer conv through torch: ``x_cl`` channels-last counts [H, W, C_in] (or
     [B, H, W, C_in]), ``w`` the graph weight [C_out, C_in/g, k, k]. Runs in float32 when the
     bound max|w| * max|x| * fan_in < 2^24, else float64 (NNPACK, which may use inexact fast
     algorithms, is disabled). Returns integer accumulators [(B,) H_out, W_out, C_out], int32 or
-    int64 by :func:`acc_dtype` unless ``out_dtype`` is given."""
+    int64 by :func:`acc_dtype` unless ``out_dtype`` is given; ``as_float=True`` returns them in
+    the float type that computed them (every value an exact integer). Callers that know
+    ``max_w`` / ``max_x`` pass them; ``w_cache`` (a dict) keeps the float weights per dtype."""
     import torch
     import torch.nn.functional as F
     x = np.asarray(x_cl)
@@ -546,15 +549,21 @@ def dense_conv_exact(x_cl: np.ndarray, w: np.ndarray, stride: int, padding: int,
     if single:
         x = x[None]
     Co, Cg, k, _ = w.shape
-    mw, mx = _max_abs(w), _max_abs(x)
+    mw = _max_abs(w) if max_w is None else int(max_w)
+    mx = _max_abs(x) if max_x is None else int(max_x)
     tdt, ndt = _exact_float_dtype(exact_bound(mw, mx, Cg * k * k))
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=ndt)).permute(0, 3, 1, 2)
-    wt = torch.from_numpy(np.ascontiguousarray(w, dtype=ndt))
+    if w_cache is not None and ndt in w_cache:
+        wt = w_cache[ndt]
+    else:
+        wt = torch.from_numpy(np.ascontiguousarray(w, dtype=ndt))
+        if w_cache is not None:
+            w_cache[ndt] = wt
     with torch.no_grad(), torch.backends.nnpack.flags(enabled=False):
         out = F.conv2d(xt, wt, stride=stride, padding=padding, groups=groups)
-    res = out.permute(0, 2, 3, 1).contiguous().numpy()
-    dt = out_dtype or acc_dtype(mw, mx, Cg * k * k)
-    res = res.astype(dt)
+    res = out.permute(0, 2, 3, 1).numpy()
+    if not as_float:
+        res = res.astype(out_dtype or acc_dtype(mw, mx, Cg * k * k))
     return res[0] if single else res
 
 

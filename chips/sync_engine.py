@@ -23,7 +23,7 @@ from neurosim import graph as G
 from neurosim.accounting import CATEGORIES
 from neurosim.interp import input_ticks
 from neurosim.result import RunResult
-from .executors import CAT, ConvExec, LinearExec, NeuronExec, build_executors
+from .executors import CAT, ConvExec, LinearExec, NeuronExec, build_executors, part_sums
 
 
 def pipeline_stages(graph: G.Graph) -> dict[str, int]:
@@ -85,11 +85,11 @@ class Engine:
         cat_m, cat_h = (("noc_messages", "noc_hops") if kind == "spike" else
                         ("graded_messages", "graded_hops"))
         longest = 0
+        starts = self.execs[u].starts
         for msgs, hops, far in routes:
-            m, h = per_c * msgs, per_c * hops
-            for i, (_, c0, c1) in enumerate(self.parts[u]):
-                counts[i, CAT[cat_m]] += m[c0:c1].sum()
-                counts[i, CAT[cat_h]] += h[c0:c1].sum()
+            m = per_c * msgs
+            counts[:, CAT[cat_m]] += part_sums(m, starts)
+            counts[:, CAT[cat_h]] += part_sums(per_c * hops, starts)
             if m.any():
                 longest = max(longest, far)
         return longest

@@ -247,3 +247,122 @@ def bench_kernels(repeat: int = 15, seed: int = 0, sample_s: float = 0.02,
     out["machine"] = machine_info()
     return out
 
+
+
+# ----------------------------------------------------------------------------- whole model
+def calibrate_firing(model, x, rate: float = 0.15, seed: int = 0) -> dict[str, float]:
+    """Calibrate an untrained model so that every layer fires at about ``rate`` (untrained
+    weights leave most layers silent or saturated). BN statistics come from one train-mode pass
+    over ``x`` (weight 1, bias 0); then, in one eval pass in topological order, each LIF
+    population's threshold is set to the (1 - rate) quantile of its first-step membrane
+    H_1 = X_1 / tau, so on ``x`` it fires a fraction ``rate`` at step 1. Returns each neuron
+    module's firing rate on ``x`` after calibration."""
+    import torch
+    from models.neurons import LIFNode
+
+    torch.manual_seed(seed)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+            m.weight.fill_(1.0)
+            m.bias.zero_()
+        model.train()
+        model(x)
+        for m in bns:
+            m.momentum = 0.1
+        model.eval()
+
+        def set_threshold(mod, inp):
+            c = mod.cfg
+            h1 = inp[0][0] / c.tau if (c.kind != "if" and c.decay_input) else inp[0][0]
+            c.v_th = max(float(torch.quantile(h1.flatten().double(), 1.0 - rate)), 1e-3)
+
+        pre = [m.register_forward_pre_hook(set_threshold) for m in model.modules()
+               if isinstance(m, LIFNode)]
+        model(x)
+        for h in pre:
+            h.remove()
+    return calibrate_firing_rates(model, x)
+
+
+def calibrate_firing_rates(model, x) -> dict[str, float]:
+    """Mean firing rate of every neuron module of ``model`` on ``x`` (eval mode)."""
+    import torch
+    from models.neurons import NEURON_MODULES
+
+    rates: dict[str, float] = {}
+    hooks = [mod.register_forward_hook(
+        lambda mod, inp, out, name=name: rates.__setitem__(name, float(out.mean())))
+        for name, mod in model.named_modules() if isinstance(mod, NEURON_MODULES)]
+    with torch.no_grad():
+        model(torch.from_numpy(np.asarray(x)))
+    for h in hooks:
+        h.remove()
+    return rates
+
+
+def bench_model(model_name: str = "meta-spikeformer-8-384", img_size: int = 224, T: int = 1,
+                threads: int = 1, repeat: int = 3, sync_chip: str = "tianjic-x16",
+                async_chip: str = "speck-xl", seed: int = 0) -> dict:
+    """Wall time of the sync and async (windowed) engines on one image vs PyTorch's dense
+    forward of the same float model on the same input with the same thread count.
+
+    The model does not fit the chips at 224x224; it is mapped best-effort (cores
+    oversubscribed) since the benchmark measures the simulator, not the chip. Lowering, mapping,
+    engine construction and Numba compilation (a warm-up run) are excluded from the timings;
+    each figure is the best of ``repeat`` runs.
+    """
+    import numba
+    import torch
+    import models
+    from chips.spec import load_chip
+    from .lower import lower
+    from .mapping import map_graph
+    from .simulate import build_engine
+
+    torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    model = models.create(model_name, img_size=img_size, T=T)
+    calib = torch.from_numpy(rng.random((4, 3, img_size, img_size), dtype=np.float32))
+    calibrate_firing(model, calib, seed=seed)
+    x = rng.random((1, 3, img_size, img_size), dtype=np.float32)
+    rates = calibrate_firing_rates(model, x)
+    xt = torch.from_numpy(x)
+    t0 = time.perf_counter()
+    graph = lower(model, x)
+    lower_s = time.perf_counter() - t0
+
+    def best(fn):
+        fn()                                              # warm-up (Numba compile, caches)
+        times = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - t)
+        return min(times), out
+
+    with torch.no_grad():
+        torch_s, _ = best(lambda: model(xt))
+    out = {"model": model_name, "img_size": img_size, "T": T, "threads": threads,
+           "repeat": repeat, "lower_s": lower_s, "torch_forward_s": torch_s,
+           "nodes": len(graph), "firing_rate_mean": float(np.mean(list(rates.values()))),
+           "firing_rate_median": float(np.median(list(rates.values()))),
+           "firing_rate_min": float(min(rates.values())),
+           "firing_rate_max": float(max(rates.values()))}
+    for mode, chip_name in (("sync", sync_chip), ("async", async_chip)):
+        chip = load_chip(chip_name)
+        mapping = map_graph(graph, chip, strict=False)
+        engine = build_engine(graph, chip, mode, mapping=mapping)
+        t, res = best(lambda: engine.run(x))
+        out[f"{mode}_chip"] = chip_name
+        out[f"{mode}_parts"] = int(sum(len(mapping.parts(n)) for n in engine.execs))
+        out[f"{mode}_engine_s"] = t
+        out[f"{mode}_synaptic_ops"] = int(res.totals()["ac"] + res.totals()["mac"])
+    out["sync_over_torch"] = out["sync_engine_s"] / torch_s
+    out["async_over_sync"] = out["async_engine_s"] / out["sync_engine_s"]
+    out["machine"] = machine_info()
+    return out
