@@ -12,6 +12,11 @@ Timing. A tick lasts max(``tick_cycles``, slowest core's compute cycles + ``comm
 ``cycles_per_ac`` + MACs x ``cycles_per_mac`` + other adds x ``cycles_per_ac`` + neuron updates
 x ``cycles_per_neuron_update``. Every neuron of a population is updated every tick of its time
 steps (leak), whether or not it received input. Latency = sum of tick durations / ``clock_hz``.
+
+Real-time input. With ``input_window_s`` (event streams: the duration of one time bin), the
+frame of time step t is complete only at (t + 1) x ``input_window_s``: a tick that first needs it waits
+until then, the chip idling (static power only) in between. Latency then runs from the first
+input event to the decision.
 """
 from __future__ import annotations
 
@@ -121,8 +126,11 @@ class SyncEngine(Engine):
 
     mode = "sync"
 
-    def __init__(self, graph, chip, mapping, **kw):
+    def __init__(self, graph, chip, mapping, *, input_window_s: float | None = None, **kw):
         super().__init__(graph, chip, mapping, **kw)
+        if input_window_s is not None and (not np.isfinite(input_window_s) or input_window_s < 0):
+            raise ValueError(f"input_window_s must be a finite duration >= 0, got {input_window_s}")
+        self.input_window_s = input_window_s or 0.0
         t = chip.timing
         self.cyc = np.zeros(len(CATEGORIES))
         self.cyc[CAT["ac"]] = t.cycles_per_ac
@@ -148,6 +156,21 @@ class SyncEngine(Engine):
             rest = cyc - c[:, CAT["ac"]] * self.cyc[CAT["ac"]]
             rows = syn * self.cyc[CAT["ac"]] + rest[None, :] / D
         return rows
+
+    def _tick_starts(self, tick_s: np.ndarray, T: int) -> np.ndarray:
+        """Start time of every tick: after the previous tick, and not before the input frame
+        it first consumes is complete (tick g of stage 0 consumes time step g // D)."""
+        w = self.input_window_s
+        if w == 0:
+            return np.concatenate([[0.0], np.cumsum(tick_s)[:-1]])
+        start = np.zeros(len(tick_s))
+        end = 0.0
+        for g in range(len(tick_s)):
+            step = g // self.D
+            avail = (step + 1) * w if (step < T and g % self.D == 0) else 0.0
+            start[g] = max(end, avail)
+            end = start[g] + tick_s[g]
+        return start
 
     def run(self, x, labels=None) -> RunResult:
         t0 = time.perf_counter()
@@ -193,15 +216,18 @@ class SyncEngine(Engine):
             logits[b] = self.execs[self.out].acc / T
             tick_cyc = np.maximum(tm.tick_cycles or 0.0, busy.max(axis=1) +
                                   (tm.comm_phase_cycles or 0.0) + hop_cyc * max_hops)
-            latency[b] = tick_cyc.sum() / tm.clock_hz
+            tick_s = tick_cyc / tm.clock_hz
+            start = self._tick_starts(tick_s, T)
+            latency[b] = start[-1] + tick_s[-1]
             if b == 0:
-                timeline = {"tick_s": (tick_cyc / tm.clock_hz).tolist(),
+                timeline = {"tick_s": tick_s.tolist(), "tick_start_s": start.tolist(),
                             "core_busy_cycles": {int(k): busy[:, k].tolist()
                                                  for k in range(self.n_cores) if busy[:, k].any()},
                             "stages": self.n_stages, "ticks_per_step": self.D}
         stats = {"wall_s": time.perf_counter() - t0,
                  "saturations": int(sum(v[CAT["saturations"]] for v in node_counts.values())),
                  "dense_steps": {n: e.dense_steps for n, e in self.execs.items() if e.dense_steps},
-                 "ticks_per_inference": n_ticks, "clock_hz": tm.clock_hz}
+                 "ticks_per_inference": n_ticks, "clock_hz": tm.clock_hz,
+                 "input_window_s": self.input_window_s}
         return self._new_result(logits, spike_counts, node_counts, core_counts, latency, ticks,
                                 timeline, stats, labels, spikes)

@@ -55,3 +55,17 @@ def model_arrays(model, workload: str):
     x_tr, y_tr, _ = load_for_model(model, workload, "train")
     x_te, y_te, _ = load_for_model(model, workload, "test")
     return (x_tr, y_tr), (x_te, y_te), workload
+
+
+def engine_inputs(model, workload: str, split: str = "test", n: int | None = None):
+    """(inputs, labels, input_window_s) for the chip engines.
+
+    Static images stay [N, C, H, W] (graded input: the first layer's MACs); event frames
+    become [T, N, P, H, W] spike counts (no MACs), and ``input_window_s`` is the real duration
+    of one time bin of the stream (for the async engine's clock), else None.
+    """
+    x, y, ds = load_for_model(model, workload, split, n)
+    if x.ndim == 5:
+        T = x.shape[1]
+        return np.ascontiguousarray(x.transpose(1, 0, 2, 3, 4)), y, ds.duration_us * 1e-6 / T
+    return x, y, None

@@ -153,3 +153,23 @@ def test_model_that_does_not_fit_real_tianjic_names_the_layer():
         simulate(graph, "tianjic", x)
     from chips.spec import load_chip
     assert map_graph(graph, load_chip("tianjic-x16"), strict=True).fits
+
+
+def test_event_stream_input_waits_for_real_time_frames():
+    """Event frames are spike input (no MACs in the first layer); with a real-time window the
+    sync chip cannot decide before the last frame is complete."""
+    import models
+    import torch
+    from neurosim.data import engine_inputs
+    torch.manual_seed(0)
+    model = models.create("meta-spikeformer-tiny", img_size=34, in_channels=2, T=2).eval()
+    x, y, window = engine_inputs(model, "ndigits", "test", n=1)
+    assert x.shape == (2, 1, 2, 34, 34) and window == pytest.approx(0.15)
+    graph = lower(model, x)
+    assert graph.op("input").kind == "spike"
+    first = graph.consumers("input")[0]
+    fast = simulate(graph, CHIP, x)
+    timed = simulate(graph, CHIP, x, input_window_s=window)
+    assert fast.counts[first]["mac"] == 0 and fast.counts[first]["ac"] > 0
+    np.testing.assert_array_equal(fast.logits, timed.logits)
+    assert timed.latency_s[0] > 2 * window > fast.latency_s[0]
