@@ -125,7 +125,7 @@ def fit(model: nn.Module, x_train, y_train, x_test, y_test, cfg: TrainConfig | N
             loss.backward()
             opt.step()
             sched.step()
-            loss_sum += float(loss) * len(idx)
+            loss_sum += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == ytr[idx]).sum())
         test_acc = accuracy(model, x_test, y_test)
         best = max(best, test_acc)
