@@ -3,6 +3,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+# One torch thread in tests: OpenMP workers spinning against other processes (or pytest-xdist
+# workers) slow small ops by orders of magnitude; results do not depend on the thread count.
+torch.set_num_threads(1)
 
 GOLDEN = Path(__file__).parent / "golden"
 

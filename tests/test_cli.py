@@ -1,0 +1,133 @@
+"""The neurosim command line, run in-process as a user would: output, files, exit codes."""
+import json
+
+import pytest
+
+import models
+from neurosim.cli import build_parser, main
+from tests.zoo_cases import small_model
+
+COMMANDS = ["models", "train", "lower", "simulate", "compare", "report", "bench", "demo"]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ck")
+    return models.save_checkpoint(small_model("meta-sdsa3"), d / "meta-small.safetensors")
+
+
+def run(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return rc, out, err
+
+
+def test_help_lists_every_command_and_each_help_reads(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for c in COMMANDS:
+        assert c in out
+    for c in COMMANDS:
+        with pytest.raises(SystemExit) as e:
+            main([c, "--help"])
+        assert e.value.code == 0
+        text = capsys.readouterr().out
+        assert "usage: neurosim " + c in text
+        assert len(text.splitlines()) >= 4
+    parser = build_parser()
+    sim = parser.parse_args(["simulate", "--checkpoint", "x"])
+    assert (sim.chip, sim.n, sim.async_mode, sim.workload) == ("tianjic-x16", 100, "windowed",
+                                                               "digits")
+
+
+def test_simulate_prints_and_writes_a_report_that_rerenders(capsys, ckpt, tmp_path):
+    out_dir = tmp_path / "run"
+    rc, out, _ = run(capsys, "simulate", "--checkpoint", ckpt, "--chip", "tianjic-x16",
+                     "--n", 3, "--calib-n", 8, "--out", out_dir)
+    assert rc == 0
+    for s in ("meta-spikeformer-tiny on tianjic-x16/sync: digits test split, 3 inputs",
+              "accuracy", "latency / inference", "energy / inference", "synaptic AC",
+              "energy table tianjic+tianjic-x16", "ticks at 300 MHz", "report written to"):
+        assert s in out, s
+    md = (out_dir / "report.md").read_bytes()
+    rc, out, _ = run(capsys, "simulate", "--checkpoint", ckpt, "--n", 2, "--calib-n", 8,
+                     "--energy-table", "45nm", "--json")
+    assert rc == 0
+    d = json.loads(out)
+    assert d["n"] == 2 and d["mode"] == "sync" and d["chip"] == "tianjic-x16"
+    assert d["energy"]["table"] == "45nm" and d["energy"]["static_j"] == 0.0
+    assert d["energy"]["total_j"] == d["energy_per_inference_j"] > 0
+    assert d["counts_per_inference"]["ac"] > 0 and d["latency_per_inference_s"] > 0
+    rc, out, _ = run(capsys, "report", out_dir)
+    assert rc == 0 and "re-rendered" in out and "report.md" in out
+    assert (out_dir / "report.md").read_bytes() == md
+
+
+def test_compare_with_fit_check(capsys, ckpt, tmp_path):
+    rc, out, _ = run(capsys, "compare", "--checkpoint", ckpt, "--n", 2, "--n-async", 1,
+                     "--calib-n", 8, "--modes", "sync,async-windowed", "--check-fit", "tianjic",
+                     "--json")
+    assert rc == 0
+    d = json.loads(out)
+    assert [(r["mode"], r["n"]) for r in d["rows"]] == [("sync", 2), ("async-windowed", 1)]
+    assert all(r["agreement"] == 1.0 for r in d["rows"])
+    assert not d["fit"]["tianjic"]["fits"] and d["fit"]["tianjic"]["violations"]
+
+
+def test_demo_on_given_checkpoints_in_parallel(capsys, ckpt, tmp_path):
+    import shutil
+    cks = tmp_path / "cks"
+    cks.mkdir()
+    for name in ("alpha", "beta"):                 # the same model twice, one per process
+        shutil.copy(ckpt, cks / f"{name}.safetensors")
+    out_dir = tmp_path / "demo"
+    rc, out, _ = run(capsys, "demo", "--checkpoints", cks, "--n", 2, "--n-async", 1,
+                     "--jobs", 2, "--out", out_dir)
+    assert rc == 0
+    for s in ("alpha", "beta", "tianjic-x16/sync", "speck-xl/async-windowed",
+              "speck-xl/async-free", "alpha does not fit tianjic", "does not fit speck",
+              "e.g. layer", "summary.md", "2 parallel job(s)"):
+        assert s in out, s
+    summary = (out_dir / "summary.md").read_text()
+    assert "| alpha | digits | tianjic-x16/sync | 2 |" in summary
+    assert (out_dir / "energy_vs_accuracy.png").is_file()
+    a, b = (json.loads((out_dir / n / "result.json").read_text()) for n in ("alpha", "beta"))
+    for rec in (a, b):
+        rec.pop("wall_s"), rec.pop("model")
+    assert a == b                                  # processes do not change results
+
+
+@pytest.mark.parametrize("argv,needles", [
+    (["simulate", "--chip", "tianjik", "--n", "1"], ["unknown chip 'tianjik'", "tianjic-x16"]),
+    (["simulate", "--n", "100000"], ["--n 100000", "359"]),
+    (["simulate", "--n", "0"], ["at least 1"]),
+    (["simulate", "--n", "1", "--energy-table", "7nm"], ["unknown energy table", "45nm"]),
+    (["simulate", "--n", "1", "--chip", "tianjic"], ["does not fit chip 'tianjic'", "hint"]),
+    (["compare", "--n", "1", "--chips", "speck-xl,nope"], ["unknown chip 'nope'"]),
+    (["compare", "--n", "1", "--modes", "warp"], ["unknown mode"]),
+])
+def test_bad_input_exits_2_with_a_clear_message(capsys, ckpt, argv, needles):
+    rc, out, err = run(capsys, *argv[:1], "--checkpoint", ckpt, "--calib-n", 4, *argv[1:])
+    assert rc == 2, err
+    assert f"neurosim {argv[0]}: error:" in err
+    for s in needles:
+        assert s in err, (s, err)
+
+
+def test_missing_checkpoint_and_run_dir(capsys, tmp_path):
+    rc, _, err = run(capsys, "simulate", "--checkpoint", tmp_path / "none.safetensors")
+    assert rc == 2 and "checkpoint not found" in err and "none.safetensors" in err
+    rc, _, err = run(capsys, "report", tmp_path)
+    assert rc == 2 and str(tmp_path / "result.json") in err
+    rc, _, err = run(capsys, "demo", "--checkpoints", tmp_path)
+    assert rc == 2 and "no *.safetensors" in err
+
+
+def test_existing_commands_still_work(capsys, ckpt):
+    rc, out, _ = run(capsys, "models", "--json")
+    assert rc == 0 and "meta-spikeformer-tiny" in json.loads(out)
+    rc, out, _ = run(capsys, "lower", "--checkpoint", ckpt, "--calib-n", 4, "--json")
+    assert rc == 0 and json.loads(out)["totals"]["nodes"] > 10
