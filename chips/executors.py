@@ -217,8 +217,8 @@ class MatmulExec(Exec):
         H, W = v.shape[:2]
         N, h = H * W, op.heads
 
-        def heads(a):
-            return a.reshape(N, h, -1).transpose(1, 0, 2)       # h, N, d
+        def heads(a):                                           # h, N, d (contiguous: BLAS)
+            return np.ascontiguousarray(a.reshape(N, h, -1).transpose(1, 0, 2))
         qh, kh, vh = heads(q), heads(k), heads(v)
         if op.order == "q(kv)":
             prod = qh @ (kh.transpose(0, 2, 1) @ vh)

@@ -316,14 +316,23 @@ def bench_model(model_name: str = "meta-spikeformer-8-384", img_size: int = 224,
     """
     import numba
     import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    with threadpool_limits(threads):           # numpy's BLAS too: same thread count for all
+        return _bench_model(model_name, img_size, T, threads, repeat, sync_chip, async_chip,
+                            seed)
+
+
+def _bench_model(model_name, img_size, T, threads, repeat, sync_chip, async_chip, seed) -> dict:
+    import torch
     import models
     from chips.spec import load_chip
     from .lower import lower
     from .mapping import map_graph
     from .simulate import build_engine
 
-    torch.set_num_threads(threads)
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     model = models.create(model_name, img_size=img_size, T=T)
