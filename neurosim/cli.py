@@ -87,20 +87,19 @@ def _lower_from_args(model, args):
 
 
 def _test_inputs(model, workload: str, n: int, split: str = "test"):
-    """The first ``n`` samples of ``workload``'s ``split``; names both numbers when too few."""
-    from neurosim.data import load_for_model
+    """The first ``n`` samples of ``workload``'s ``split`` (names both numbers when too few),
+    and the engine keywords: event streams run on the chips' clocks in real time (one time bin
+    lasts ``input_window_s``)."""
+    from neurosim.data import engine_inputs, load_for_model
 
     if n < 1:
         raise UsageError(f"--n must be at least 1, got {n}")
-    x, y, _ = load_for_model(model, workload, split)
-    have = int(len(y))
+    have = int(len(load_for_model(model, workload, split)[1]))
     if n > have:
         raise UsageError(f"--n {n} is more than the {have} samples of the {workload!r} "
                          f"{split} split; use --n {have} or fewer")
-    if x.ndim == 5:                                        # event frames [N, T, P, H, W]
-        import numpy as np
-        return np.moveaxis(x[:n], 1, 0), y[:n]
-    return x[:n], y[:n]
+    x, y, window = engine_inputs(model, workload, split, n)
+    return x, y, ({} if window is None else {"input_window_s": window})
 
 
 def _split_size(model, workload: str, split: str = "test") -> int:
@@ -215,12 +214,12 @@ def cmd_simulate(args) -> int:
     table = load_energy_table(args.energy_table) if args.energy_table else None
     mode = args.mode or chip.kind
     model = _load_model(args)
-    x, y = _test_inputs(model, args.workload, args.n, args.split)
+    x, y, timing = _test_inputs(model, args.workload, args.n, args.split)
     graph = _lower_from_args(model, args)
     mapping = map_graph(graph, chip, strict=True)
     name = _model_name(model, Path(args.checkpoint).stem)
     label = f"{chip.name}/{mode}" + (f"-{args.async_mode}" if mode == "async" else "")
-    kw = {"async_mode": args.async_mode} if mode == "async" else {}
+    kw = dict(timing, **({"async_mode": args.async_mode} if mode == "async" else {}))
     with _bar(args, len(y), f"simulating {label}") as bar:
         res = simulate_batched(graph, chip, x, mode, labels=y, mapping=mapping, chunk=10,
                                on_chunk=bar.update, **kw)
@@ -285,7 +284,7 @@ def cmd_compare(args) -> int:
         raise UsageError(f"unknown mode(s) {bad}; modes are {', '.join(RUN_MODES)}")
     check = [c for c in _chip_list(args.check_fit)] if args.check_fit else []
     model = _load_model(args)
-    x, y = _test_inputs(model, args.workload, args.n, args.split)
+    x, y, timing = _test_inputs(model, args.workload, args.n, args.split)
     graph = _lower_from_args(model, args)
     name = _model_name(model, Path(args.checkpoint).stem)
     limits = {"async-windowed": args.n_async, "async-free": args.n_async} if args.n_async else None
@@ -294,7 +293,7 @@ def cmd_compare(args) -> int:
             bar.set_description(f"{name} {label}")
             bar.reset(total=k)
         cmp = compare(graph, chips, x, y, modes=modes, limits=limits, progress=start,
-                      on_chunk=bar.update)
+                      on_chunk=bar.update, **timing)
     reports = _fit_reports(graph, check)
     out_dir = None
     if args.out:
@@ -390,13 +389,13 @@ def _demo_model(name: str, item: dict, out: str, chips: list, real: list, tick=N
         numba.set_num_threads(threads)
     model = models.load_checkpoint(item["path"])
     workload = item["workload"]
-    x, y = _test_inputs(model, workload, item["n"])
+    x, y, timing = _test_inputs(model, workload, item["n"])
     x_cal, _, _ = load_for_model(model, workload, "train", n=64)
     if x_cal.ndim == 5:
         x_cal = np.moveaxis(x_cal, 1, 0)
     graph = lower(model, x_cal)
     limits = {"async-windowed": item["n_async"], "async-free": item["n_async"]}
-    cmp = compare(graph, chips, x, y, limits=limits, on_chunk=tick)
+    cmp = compare(graph, chips, x, y, limits=limits, on_chunk=tick, **timing)
     paper = paper_estimate(model, x, graph=graph)
     reports = _fit_reports(graph, real)
     d = write_report(Path(out) / name, cmp, graph=graph, model_name=name, workload=workload,
