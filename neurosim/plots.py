@@ -36,10 +36,13 @@ def _unit(values, table) -> tuple[float, str]:
     return table[-1]
 
 
-def _save(fig, path) -> Path:
+def _save(fig, path, extra=()) -> Path:
+    """PNG at ``DPI``; ``extra``: artists outside the axes that the tight box must include
+    (a second legend added with ``add_artist``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None},
+                bbox_extra_artists=list(extra) or None)
     plt.close(fig)
     return path
 
@@ -366,9 +369,9 @@ def energy_vs_accuracy(points: list[dict], path, *, title: str) -> Path:
         leg = ax.legend(handles=h1, title="model", loc="upper left", bbox_to_anchor=(1.01, 1.0),
                         frameon=False)
         ax.add_artist(leg)
-        ax.legend(handles=h2, title="chip / mode", loc="upper left", bbox_to_anchor=(1.01, 0.45),
-                  frameon=False)
-        return _save(fig, path)
+        leg2 = ax.legend(handles=h2, title="chip / mode", loc="upper left",
+                         bbox_to_anchor=(1.01, 0.45), frameon=False)
+        return _save(fig, path, extra=(leg, leg2))
 
 
 __all__ = ["energy_by_layer", "energy_by_category", "firing_rates", "sync_timeline",
