@@ -269,7 +269,8 @@ class AsyncEngine(Engine):
         ready = {key: env.event() for key in expected}
         done = {key: env.event() for key in expected}
         self._last_inputs = {}
-        work = []                         # (core, start_s, end_s, node, kind) of input 0
+        work = []                         # [core, start_s, end_s, node, kind] of input 0
+        last_item: dict[int, int] = {}    # core -> index of its latest work item
         stats = {"stalls": 0, "stall_s": 0.0, "drops": 0, "batches": 0}
         out_time = {"t": 0.0}
         free_state = {n: _FreeState(self, n) for n in self.execs} if free else None
@@ -298,7 +299,13 @@ class AsyncEngine(Engine):
                 if n_events:
                     core.release(n_events)
                 if core.trace is not None and seconds > 0:
-                    work.append((core.id, start, env.now, node, kind))
+                    last = last_item.get(core.id)
+                    if last is not None and work[last][3] == node and work[last][4] == kind \
+                            and work[last][2] == start:          # back-to-back: extend
+                        work[last][2] = env.now
+                    else:
+                        last_item[core.id] = len(work)
+                        work.append([core.id, start, env.now, node, kind])
 
         def receive(v, k, port, xb):
             cur = inbox[(v, k)][port]
@@ -438,7 +445,7 @@ class AsyncEngine(Engine):
                 "stall_s": stats["stall_s"], "drops": stats["drops"], "arrived": arrived,
                 "served": served, "batches": stats["batches"],
                 "max_fifo": max(c.max_occ for c in cores.values()),
-                "work": {"items": [list(w) for w in work],
+                "work": {"items": work,
                          "core_busy_s": {c.id: c.busy_s for c in cores.values() if c.busy_s}},
                 "fifo": {c.id: c.trace for c in cores.values() if c.trace and c.max_occ}}
 
