@@ -48,6 +48,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from neurosim import graph as G
 from neurosim.accounting import CATEGORIES
+from neurosim.interp import fire_reset, lif_charge
 from .executors import CAT, ConvExec, LinearExec, NeuronExec, part_sums
 from .sync_engine import Engine
 
@@ -527,25 +528,11 @@ class _FreeState:
         else:
             v = self.vm if self.vm is not None else \
                 np.broadcast_to(op.v_reset, x.shape).astype(np.float64)
-            vr = op.v_reset
-            if op.model == "if":
-                h = v + x
-            elif j > 0:                   # leak once per window, at its first phase
+            if j > 0 and op.model == "lif":   # leak once per window, at its first phase
                 h = v + x / op.tau if op.decay_input else v + x
-            elif op.decay_input:
-                h = v + (x - (v - vr)) / op.tau
             else:
-                h = v - (v - vr) / op.tau + x
-            sat = int(np.count_nonzero((h < lo) | (h > hi)))
-            h = np.clip(h, lo, hi)
-            s = h >= vth
-            if op.reset == "hard":
-                self.vm = np.where(s, vr, h)
-            elif op.reset == "soft":
-                self.vm = np.where(s, h - vth, h)
-            else:
-                self.vm = h
-            out = s.astype(np.float64)
+                h = lif_charge(op, v, x, op.v_reset)
+            out, self.vm, sat = fire_reset(op, h, vth, op.v_reset)
         c[0, CAT["saturations"]] += sat
         for cat in ("neuron_updates", "membrane_reads", "membrane_writes"):
             c[:, CAT[cat]] += n_par

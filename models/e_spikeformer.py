@@ -28,7 +28,8 @@ from __future__ import annotations
 from torch import nn
 
 from .layers import ConvBN, Encoder, SpikeMatmul, TimeMean, TokenMean, head_scale
-from .meta_spikeformer import ChannelConv, ConvMLP, Downsample, check_arch, init_linear
+from .meta_spikeformer import (ChannelConv, ConvMLP, Downsample, check_arch, init_linear,
+                               staged_forward)
 from .neurons import NeuronConfig, make_neuron
 from .registry import family, register
 
@@ -155,23 +156,7 @@ class ESpikeFormer(nn.Module):
         init_linear(self)
 
     def forward(self, x):
-        x = self.encoder(x)
-        x = self.down1a(x)
-        for blk in self.blocks1a:
-            x = blk(x)
-        x = self.down1b(x)
-        for blk in self.blocks1b:
-            x = blk(x)
-        x = self.down2(x)
-        for blk in self.blocks2:
-            x = blk(x)
-        x = self.down3(x)
-        for blk in self.blocks3:
-            x = blk(x)
-        x = self.down4(x)
-        for blk in self.blocks4:
-            x = blk(x)
-        return self.time_mean(self.head(self.head_neuron(self.token_mean(x))))
+        return staged_forward(self, x)
 
 
 def _imagenet(dims: list[int]) -> dict:

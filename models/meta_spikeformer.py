@@ -276,23 +276,19 @@ class MetaSpikeFormer(nn.Module):
         init_linear(self)
 
     def forward(self, x):
-        x = self.encoder(x)
-        x = self.down1a(x)
-        for blk in self.blocks1a:
+        return staged_forward(self, x)
+
+
+def staged_forward(model: nn.Module, x):
+    """The 4-stage layout shared by Meta-SpikeFormer and E-SpikeFormer: encoder, then
+    downsample + blocks for stages 1a, 1b, 2, 3, 4, then token mean -> SN -> Linear -> mean
+    over T."""
+    x = model.encoder(x)
+    for stage in ("1a", "1b", "2", "3", "4"):
+        x = getattr(model, f"down{stage}")(x)
+        for blk in getattr(model, f"blocks{stage}"):
             x = blk(x)
-        x = self.down1b(x)
-        for blk in self.blocks1b:
-            x = blk(x)
-        x = self.down2(x)
-        for blk in self.blocks2:
-            x = blk(x)
-        x = self.down3(x)
-        for blk in self.blocks3:
-            x = blk(x)
-        x = self.down4(x)
-        for blk in self.blocks4:
-            x = blk(x)
-        return self.time_mean(self.head(self.head_neuron(self.token_mean(x))))
+    return model.time_mean(model.head(model.head_neuron(model.token_mean(x))))
 
 
 def init_linear(model: nn.Module) -> None:

@@ -139,12 +139,23 @@ def neuron_step(op: G.Neurons, v: np.ndarray, x: np.ndarray) -> tuple[np.ndarray
             out = np.where(fp, lp, np.where(fn, -ln, out))
             done |= fp | fn
         return out, h - out, sat
+    return fire_reset(op, lif_charge(op, v, x, vr), vth, vr)
+
+
+def lif_charge(op: G.Neurons, v: np.ndarray, x: np.ndarray, vr) -> np.ndarray:
+    """H = V + X (IF); V + (X - (V - V_reset)) / tau (LIF, decay_input); else
+    V - (V - V_reset) / tau + X. ``vr`` broadcasts against ``v``."""
     if op.model == "if":
-        h = v + x
-    elif op.decay_input:
-        h = v + (x - (v - vr)) / op.tau
-    else:
-        h = v - (v - vr) / op.tau + x
+        return v + x
+    if op.decay_input:
+        return v + (x - (v - vr)) / op.tau
+    return v - (v - vr) / op.tau + x
+
+
+def fire_reset(op: G.Neurons, h: np.ndarray, vth, vr) -> tuple[np.ndarray, np.ndarray, int]:
+    """Clip H to the membrane range (counting saturations), fire on H >= V_th, reset:
+    returns (spikes, V_next, saturations). ``vth`` / ``vr`` broadcast against ``h``."""
+    lo, hi = op.v_range
     sat = int(np.count_nonzero((h < lo) | (h > hi)))
     h = np.clip(h, lo, hi)
     s = h >= vth
