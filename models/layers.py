@@ -1,6 +1,6 @@
 """Leaf layers every zoo model is built from: the vocabulary the lowering understands.
 
-Contract (relied on by ``neurosim.lower``): a model's ``forward`` calls only the modules below,
+Contract (relied on by ``neurosim.frontends.lower``): a model's ``forward`` calls only the modules below,
 the neuron modules of ``models.neurons``, ``torch.nn.Linear`` and ``+`` (residual adds), so that
 ``torch.fx`` sees a dataflow graph of known leaf modules. Every activation between leaves is shaped
 [T, B, C, H, W] (tokens are the H x W positions of the feature map; 1x1 convolutions act as the

@@ -6,21 +6,42 @@
     chip   = neurosim.load_chip("tianjic-x16")
     result = neurosim.simulate(graph, chip, inputs, mode="sync" | "async")
     cmp    = neurosim.compare(graph, ["tianjic-x16", "speck-xl"], inputs, labels)
+
+A lazy facade (PEP 562): each name is imported on first use, so ``import neurosim`` loads
+neither torch nor numba. Layers, each importing only those before it (tests/test_layers.py):
+
+    neurosim.ir -> neurosim.reference -> neurosim.frontends -> chips
+        -> neurosim.costing -> neurosim.run -> neurosim.report -> neurosim.cli
 """
+from importlib import import_module
+
 __version__ = "0.1.0"
 
-from .graph import Graph, GraphError
-from .lower import lower, LoweringError
-from .interp import run as interpret
-from chips.spec import load_chip
-from .simulate import simulate
-from .compare import compare
+_API = {  # public name -> (module, attribute)
+    "Graph": ("neurosim.ir.graph", "Graph"),
+    "GraphError": ("neurosim.ir.graph", "GraphError"),
+    "RunResult": ("neurosim.ir.result", "RunResult"),
+    "load_graph": ("neurosim.ir.graph", "load_graph"),
+    "interpret": ("neurosim.reference.interp", "run"),
+    "lower": ("neurosim.frontends.lower", "lower"),
+    "LoweringError": ("neurosim.frontends.lower", "LoweringError"),
+    "load_chip": ("chips.spec", "load_chip"),
+    "simulate": ("neurosim.run.simulate", "simulate"),
+    "compare": ("neurosim.run.compare", "compare"),
+}
+
+__all__ = sorted(_API)
 
 
-def load_graph(directory) -> Graph:
-    """Read a graph written by ``Graph.save`` / ``neurosim lower --out``."""
-    return Graph.load(directory)
+def __getattr__(name: str):
+    try:
+        module, attr = _API[name]
+    except KeyError:
+        raise AttributeError(f"module 'neurosim' has no attribute {name!r}") from None
+    value = getattr(import_module(module), attr)
+    globals()[name] = value
+    return value
 
 
-__all__ = ["Graph", "GraphError", "lower", "LoweringError", "interpret", "load_graph",
-           "load_chip", "simulate", "compare"]
+def __dir__():
+    return sorted(set(globals()) | set(_API))

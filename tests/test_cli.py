@@ -4,7 +4,7 @@ import json
 import pytest
 
 import models
-from neurosim.cli import build_parser, main
+from neurosim.cli.main import build_parser, main
 from tests.zoo_cases import small_model
 
 COMMANDS = ["models", "train", "lower", "simulate", "compare", "report", "bench", "demo"]

@@ -4,9 +4,9 @@ import pytest
 
 import models
 from models.train import predict
-from neurosim import interp
-from neurosim.data import load_for_model
-from neurosim.lower import lower
+from neurosim.reference import interp
+from neurosim.run.inputs import load_for_model
+from neurosim.frontends.lower import lower
 
 # workload -> minimum float test accuracy (digits 95%, N-Digits 90%: the issues' floors)
 FLOORS = {"digits": 0.95, "ndigits": 0.90}

@@ -3,9 +3,9 @@ drops and event conservation."""
 import numpy as np
 import pytest
 
-from neurosim import graph as G
-from neurosim.lower import lower
-from neurosim.simulate import build_engine, simulate
+from neurosim.ir import graph as G
+from neurosim.frontends.lower import lower
+from neurosim.run.simulate import build_engine, simulate
 from tests.zoo_cases import SMALL, inputs_for, small_model
 
 SYNC, ASYNC = "tianjic-x16", "speck-xl"
@@ -101,7 +101,7 @@ def test_burst_storm_with_drop_policy_drops_and_accounts_every_event():
 
 
 def test_drop_tail_removes_exactly_the_last_events():
-    from chips.async_engine import AsyncEngine
+    from chips.engines.asynchronous import AsyncEngine
     x = np.array([[1, 0, 2], [3, 0, 1]])
     np.testing.assert_array_equal(AsyncEngine._drop_tail(x, 2), [[1, 0, 2], [2, 0, 0]])
     np.testing.assert_array_equal(AsyncEngine._drop_tail(x, 7), np.zeros_like(x))
@@ -146,7 +146,7 @@ def test_bad_engine_settings_are_rejected(kw, match):
 
 
 def test_model_needing_more_cores_than_real_speck_is_reported():
-    from neurosim.mapping import MappingError, map_graph
+    from chips.mapping import MappingError, map_graph
     from chips.spec import load_chip
     graph, x = _case("meta-sdsa3", n=1)
     with pytest.raises(MappingError):

@@ -3,10 +3,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from chips import kernels as K
-from neurosim import graph as G
-from neurosim import interp
-from neurosim.addressing import conv_fan_out
+from chips.engines import kernels as K
+from neurosim.ir import graph as G
+from neurosim.ir import semantics as interp
+from neurosim.reference import interp as reference
+from neurosim.ir.ops import _int_dtype as int_dtype
+from neurosim.ir.addressing import conv_fan_out
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True)
 
@@ -26,7 +28,7 @@ def _random_counts(rng, shape, density, max_count, signed=False):
 def _conv_case(rng, Ci, Co, H, W, k, s, p, g, density=0.3, max_count=1, signed=False,
                wbits=8):
     lim = 2 ** (wbits - 1)
-    w = rng.integers(-lim, lim, (Co, Ci // g, k, k)).astype(G._int_dtype(wbits))
+    w = rng.integers(-lim, lim, (Co, Ci // g, k, k)).astype(int_dtype(wbits))
     x = _random_counts(rng, (Ci, H, W), density, max_count, signed)
     ref = interp.conv_int(x[None].astype(np.float64), w, s, p, g)[0]
     return w, x, _to_cl(ref)
@@ -167,7 +169,7 @@ def test_conv_scatter_ssc_matches_interp(k, g, density):
     C, Co, H = 4, 8, 9
     op = _conv_op(rng, C, Co, H, k, k // 2, g, ssc=True)
     x = _random_counts(rng, (C, H, H), density, 2)
-    ref = interp._conv(op, [x[None].astype(np.float64)], ["spike"], interp._State())[0]
+    ref = reference._conv(op, [x[None].astype(np.float64)], ["spike"], reference._State())[0]
     ys, xs, cs, cn = K.map_to_events(_to_cl(x))
     acc = np.zeros((H, H, Co), np.int32)
     mask = np.empty((H, H), np.uint8)
@@ -187,7 +189,7 @@ def test_affine_out_matches_interp_plain_conv():
     rng = np.random.default_rng(8)
     op = _conv_op(rng, 4, 6, 7, 3, 1, 1, ssc=False)
     x = _random_counts(rng, (4, 7, 7), 0.4, 3)
-    ref = interp._conv(op, [x[None].astype(np.float64)], ["spike"], interp._State())[0]
+    ref = reference._conv(op, [x[None].astype(np.float64)], ["spike"], reference._State())[0]
     acc, _ = _scatter(op.weight, x, 1, 1, 1)
     out = K.affine_out(acc, op.scale, op.bias)
     np.testing.assert_array_equal(out.view(np.uint64), _to_cl(ref).view(np.uint64))

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from neurosim import graph as G
-from neurosim import interp
-from neurosim.lower import lower
-from neurosim.mapping import MappingError, map_graph
-from neurosim.simulate import build_engine, simulate
+from neurosim.ir import graph as G
+from neurosim.reference import interp
+from neurosim.frontends.lower import lower
+from chips.mapping import MappingError, map_graph
+from neurosim.run.simulate import build_engine, simulate
 from tests.zoo_cases import SMALL, inputs_for, small_model
 
 CHIP = "tianjic-x16"
@@ -160,7 +160,7 @@ def test_event_stream_input_waits_for_real_time_frames():
     sync chip cannot decide before the last frame is complete."""
     import models
     import torch
-    from neurosim.data import engine_inputs
+    from neurosim.run.inputs import engine_inputs
     torch.manual_seed(0)
     model = models.create("meta-spikeformer-tiny", img_size=34, in_channels=2, T=2).eval()
     x, y, window = engine_inputs(model, "ndigits", "test", n=1)

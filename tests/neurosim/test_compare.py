@@ -1,13 +1,13 @@
-"""neurosim.compare: the same inputs on sync and async chips, energy attached, agreement."""
+"""neurosim.run.compare: the same inputs on sync and async chips, energy attached, agreement."""
 import json
 
 import numpy as np
 import pytest
 
 import neurosim
-from neurosim import lower
-from neurosim.compare import Comparison, compare, merge_results, simulate_batched
-from neurosim.simulate import simulate
+from neurosim.frontends.lower import lower
+from neurosim.run.compare import Comparison, compare, merge_results, simulate_batched
+from neurosim.run.simulate import simulate
 from tests.zoo_cases import inputs_for, small_model
 
 

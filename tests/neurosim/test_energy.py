@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from chips.spec import ACTIONS, SpecError, load_energy_table
-from neurosim.accounting import CATEGORIES
-from neurosim.energy import (COSTS, ENERGY_CATEGORIES, UNPRICED, attach_energy, energy_breakdown,
-                             fmt_energy, fmt_time)
-from neurosim.result import RunResult
+from neurosim.ir.counts import CATEGORIES
+from neurosim.costing.energy import (COSTS, ENERGY_CATEGORIES, UNPRICED, attach_energy,
+                                     energy_breakdown)
+from neurosim.ir.units import fmt_energy, fmt_time
+from neurosim.ir.result import RunResult
 
 BASE = load_energy_table("tianjic")
 
@@ -118,8 +119,8 @@ def test_golden_breakdown(golden):
 
 
 def test_attach_energy_on_a_real_run():
-    from neurosim import lower
-    from neurosim.simulate import simulate
+    from neurosim.frontends.lower import lower
+    from neurosim.run.simulate import simulate
     from tests.zoo_cases import inputs_for, small_model
     m = small_model("meta-sdsa3")
     x = inputs_for(m, 2)

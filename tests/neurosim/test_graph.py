@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from neurosim import graph as G
-from neurosim import interp
-from neurosim.lower import lower
+from neurosim.ir import graph as G
+from neurosim.reference import interp
+from neurosim.frontends.lower import lower
 from tests.zoo_cases import inputs_for, small_model
 
 
@@ -23,7 +23,7 @@ def conv_net(rng, C=2, H=8, K=4, k=3, stride=1, pad=1, T=2, model="lif", classes
     g.add(G.Linear("fc", (classes,), in_shape=(K,), weight=rng.integers(-127, 128, (classes, K)),
                    scale=np.full(classes, 0.05)), ["mean"])
     g.add(G.Readout("readout", (classes,)), ["fc"])
-    return g.align_delays().validate()
+    return g.validate()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -2,16 +2,17 @@
 import numpy as np
 import pytest
 
-from neurosim import graph as G
-from neurosim import interp
-from neurosim.addressing import conv_fan_out, pack_address, unpack_address
+from neurosim.ir import graph as G
+from neurosim.ir import semantics
+from neurosim.reference import interp
+from neurosim.ir.addressing import conv_fan_out, pack_address, unpack_address
 
 
 def test_conv_int_matches_direct_sum():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 3, (2, 4, 6, 5)).astype(float)
     w = rng.integers(-5, 6, (6, 2, 3, 3))
-    out = interp.conv_int(x, w, stride=2, padding=1, groups=2)
+    out = semantics.conv_int(x, w, stride=2, padding=1, groups=2)
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
     ref = np.zeros_like(out)
     for o in range(6):
@@ -80,7 +81,7 @@ def test_membrane_saturation_is_counted():
 
 
 def test_graded_input_quantization_saturates_and_counts():
-    q, n = interp.quantize(np.array([0.0, 1.0, 5.0, -5.0]), step=0.01, bits=8)
+    q, n = semantics.quantize(np.array([0.0, 1.0, 5.0, -5.0]), step=0.01, bits=8)
     np.testing.assert_array_equal(q, [0, 100, 127, -128])
     assert n == 2
 

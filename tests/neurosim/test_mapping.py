@@ -8,9 +8,9 @@ import torch
 
 import models
 from chips.spec import load_chip
-from neurosim import graph as G
-from neurosim.lower import lower
-from neurosim.mapping import MappingError, map_graph
+from neurosim.ir import graph as G
+from neurosim.frontends.lower import lower
+from chips.mapping import MappingError, map_graph
 
 RNG = np.random.default_rng(0)
 

@@ -12,10 +12,10 @@ from torch import nn
 
 from models import layers as L
 from models import neurons as N
-from neurosim import graph as G
-from neurosim import interp
-from neurosim.lower import _quant_weight, lower
-from neurosim.nir_io import (NIRExportError, NIRImportError, _dense, from_nir, nir_difference,
+from neurosim.ir import graph as G
+from neurosim.reference import interp
+from neurosim.frontends.lower import _quant_weight, lower
+from neurosim.frontends.nir import (NIRExportError, NIRImportError, _dense, from_nir, nir_difference,
                              quant_weight, read_nir, to_nir, write_nir)
 from tests.zoo_cases import perturb
 
@@ -118,7 +118,7 @@ def random_graph(seed: int, full_range: bool = False) -> G.Graph:
                    weight_bits=bits, in_scale=step if graded else 1.0), [last])
     g.add(G.Readout(name="readout", shape=(n_out,)), ["head"])
     g.meta.update(step=step, bits=bits)
-    return g.align_delays().validate()
+    return g.validate()
 
 
 def _input_for(g: G.Graph, seed: int, B: int = 3) -> np.ndarray:

@@ -11,10 +11,10 @@ from torch import nn
 import models
 from models.layers import ConvBN, Encoder, TimeMean, TokenMean
 from models.neurons import make_neuron
-from neurosim import lower
-from neurosim.energy import attach_energy
-from neurosim.paper import DELTAS, compare_paper_event, paper_estimate
-from neurosim.simulate import simulate
+from neurosim.frontends.lower import lower
+from neurosim.costing.energy import attach_energy
+from neurosim.costing.paper import DELTAS, compare_paper_event, paper_estimate
+from neurosim.run.simulate import simulate
 from tests.zoo_cases import inputs_for, perturb, small_model
 
 
@@ -112,7 +112,7 @@ def test_border_term_is_the_true_fan_out_minus_the_papers_mean(meta):
     row = next(r for r in cmp.rows if r["layer"] == "blocks1a.0.channel_conv.conv1")
     op = g.op(row["layer"])
     (src,) = g.inputs(row["layer"])
-    from neurosim.twin import run_twin
+    from neurosim.frontends.twin import run_twin
     spikes = run_twin(m, g, x).outputs[src]                      # [T, B, C, H, W] counts
     paper_q = Fraction(int(spikes.sum()) * row["flops"], int(np.prod(op.in_shape))) / 3
     true = int((spikes * op.fan_out()).sum())
@@ -203,7 +203,7 @@ GRADED = {"down1a.conv", "blocks1a.0.sepconv.pw2", "blocks1b.0.sepconv.pw2",
 
 
 def test_golden_paper_energy_of_the_shipped_meta_spikeformer(golden):
-    from neurosim.data import load_for_model
+    from neurosim.run.inputs import load_for_model
     model = models.load_checkpoint(models.shipped_checkpoint("meta-spikeformer-tiny"))
     x, _, _ = load_for_model(model, "digits", "test", n=16)
     p = paper_estimate(model, x)

@@ -3,8 +3,8 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from neurosim import plots as P
-from neurosim.energy import ENERGY_CATEGORIES
+from neurosim.report import plots as P
+from neurosim.costing.energy import ENERGY_CATEGORIES
 
 RNG = np.random.default_rng(0)
 LAYERS = [(f"blocks{i}.0.channel_conv.conv{i % 3}", {c: float(RNG.random()) * 1e-7

@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 
-from neurosim import lower
-from neurosim.compare import compare
-from neurosim.mapping import map_graph
-from neurosim.paper import paper_estimate
-from neurosim.report import load_record, render_report, write_report
+from neurosim.frontends.lower import lower
+from neurosim.run.compare import compare
+from chips.mapping import map_graph
+from neurosim.costing.paper import paper_estimate
+from neurosim.report.markdown import load_record, render_report, write_report
 from tests.zoo_cases import inputs_for, small_model
 
 

@@ -1,0 +1,7 @@
+"""The command line: ``neurosim <command>``. The parser imports nothing heavy; each command
+imports what it needs when it runs, so ``neurosim --help`` loads neither torch nor numba."""
+
+
+def main(argv=None) -> int:
+    from neurosim.cli.main import main as _main
+    return _main(argv)

@@ -1,0 +1,225 @@
+"""Energy accounting: workload counts x per-action costs, joined in one small pure function.
+
+The three inputs are kept apart, as in Accelergy: the *architecture* (``chips.spec.ChipSpec``,
+which names its energy table), the *per-action costs* (``chips.spec.EnergyTable``, pJ per
+action and a static power in W) and the *workload counts* (``neurosim.RunResult``: operation
+counts per node and per core, by the categories of ``neurosim.ir.counts``, and the latency of
+every inference). ``energy_breakdown`` joins them through one explicit table, ``COSTS``:
+
+    count category    action cost           energy category
+    ac                ac_pj                 synaptic_ac        (spike-driven accumulates)
+    aux_ops           ac_pj                 aux_adds           (spike-product, shortcut, pool adds)
+    mac               mac_pj                mac                (graded-input multiply-accumulates)
+    weight_reads      weight_read_pj        weight_memory
+    membrane_reads    membrane_read_pj      membrane_memory
+    membrane_writes   membrane_write_pj     membrane_memory
+    neuron_updates    neuron_update_pj      neuron_updates
+    spikes            neuron_spike_pj       neuron_updates     (extra cost of a firing update)
+    noc_messages      spike_route_pj        routing
+    noc_hops          hop_pj                routing
+    graded_messages   graded_transfer_pj    graded_transfers
+    graded_hops       graded_hop_pj         graded_transfers
+    (latency)         static_power_w        static             (power x latency, every inference)
+
+``graded_values`` (values produced, already paid for by the arithmetic that made them) and
+``saturations`` (an event, not an action) carry no cost; they are listed under ``unpriced``.
+
+Exactness (DESIGN invariant 2). Every cell (a count times a cost) is computed exactly as a
+``fractions.Fraction`` of the float cost and the integer count. Float joules are produced once,
+on a common power-of-two grid ``2**k`` J chosen so that the whole total holds in 52 bits: each
+breakdown's cells are apportioned (largest remainder) from the same rounded grid total, so every
+float in a breakdown is exact on the grid and ``math.fsum`` of any breakdown equals its total
+exactly; the grid step is ~2e-16 of the total, far below any cost's precision. Breakdowns by
+node and by core hold dynamic energy (everything but static, which belongs to the whole chip):
+``fsum(by_node) + static == total == fsum(by_core) + static == fsum(by_category)``.
+"""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+from chips.spec import ChipSpec, EnergyTable, load_energy_table
+from neurosim.ir.counts import CATEGORIES
+
+# count category -> (per-action cost in the EnergyTable, energy category)
+COSTS: dict[str, tuple[str, str]] = {
+    "ac": ("ac_pj", "synaptic_ac"),
+    "aux_ops": ("ac_pj", "aux_adds"),
+    "mac": ("mac_pj", "mac"),
+    "weight_reads": ("weight_read_pj", "weight_memory"),
+    "membrane_reads": ("membrane_read_pj", "membrane_memory"),
+    "membrane_writes": ("membrane_write_pj", "membrane_memory"),
+    "neuron_updates": ("neuron_update_pj", "neuron_updates"),
+    "spikes": ("neuron_spike_pj", "neuron_updates"),
+    "noc_messages": ("spike_route_pj", "routing"),
+    "noc_hops": ("hop_pj", "routing"),
+    "graded_messages": ("graded_transfer_pj", "graded_transfers"),
+    "graded_hops": ("graded_hop_pj", "graded_transfers"),
+}
+UNPRICED = {"graded_values": "produced values; their cost is in the arithmetic that made them",
+            "saturations": "clipping events, not actions"}
+ENERGY_CATEGORIES = ("synaptic_ac", "aux_adds", "mac", "weight_memory", "membrane_memory",
+                     "neuron_updates", "routing", "graded_transfers", "static")
+CATEGORY_LABELS = {"synaptic_ac": "synaptic AC", "aux_adds": "other adds", "mac": "MAC",
+                   "weight_memory": "weight memory", "membrane_memory": "membrane memory",
+                   "neuron_updates": "neuron updates", "routing": "spike routing (NoC)",
+                   "graded_transfers": "graded transfers", "static": "static"}
+assert set(COSTS) | set(UNPRICED) == set(CATEGORIES), "every count category needs a row"
+
+PJ = Fraction(1, 10 ** 12)
+
+
+def _apportion(cells: dict, total: int, step: Fraction) -> dict:
+    """Integer grid units per cell summing exactly to ``total`` (largest remainder; ties by
+    key order, so the result is deterministic)."""
+    units = {k: v / step for k, v in cells.items()}
+    floors = {k: math.floor(u) for k, u in units.items()}
+    left = total - sum(floors.values())
+    assert 0 <= left <= len(units), (left, len(units))
+    for k in sorted(units, key=lambda k: (-(units[k] - floors[k]), str(k)))[:left]:
+        floors[k] += 1
+    return floors
+
+
+def _grid(total: Fraction) -> Fraction:
+    """Power-of-two step so that ``total`` is at most 2**52 steps."""
+    if total <= 0:
+        return Fraction(1)
+    k = math.floor(math.log2(total.numerator) - math.log2(total.denominator)) - 51
+    return Fraction(2) ** k
+
+
+def _breakdown(node_cells: dict, core_cells: dict, static: Fraction) -> dict:
+    """Exact cells -> float breakdowns on a common grid. ``node_cells[(node, count_cat)]``,
+    ``core_cells[(core, count_cat)]``: exact joules; ``static``: exact joules."""
+    by_cat_exact: dict[str, Fraction] = {c: Fraction(0) for c in ENERGY_CATEGORIES}
+    by_count_exact: dict[str, Fraction] = {c: Fraction(0) for c in COSTS}
+    for (_, cc), v in node_cells.items():
+        by_cat_exact[COSTS[cc][1]] += v
+        by_count_exact[cc] += v
+    by_cat_exact["static"] = static
+    dynamic = sum(by_cat_exact.values()) - static
+    step = _grid(dynamic + static)
+    static_u, dyn_u = round(static / step), round(dynamic / step)
+    total_u = static_u + dyn_u
+
+    def per(cells, key_index):
+        out: dict = {}
+        for key, v in cells.items():
+            out[key[key_index]] = out.get(key[key_index], Fraction(0)) + v
+        return out
+
+    nodes_exact, cores_exact = per(node_cells, 0), per(core_cells, 0)
+    if sum(cores_exact.values()) != dynamic:
+        raise ValueError(f"per-core counts price to {float(sum(cores_exact.values()))} J but "
+                         f"per-node counts to {float(dynamic)} J: the result's core_counts and "
+                         f"counts disagree")
+    by_node_u = _apportion(nodes_exact, dyn_u, step)
+    by_core_u = _apportion(cores_exact, dyn_u, step)
+    by_cat_u = _apportion({c: v for c, v in by_cat_exact.items() if c != "static"}, dyn_u, step)
+    by_count_u = _apportion(by_count_exact, dyn_u, step)
+    by_cat_u["static"] = static_u
+
+    def rows(cells, row_totals_u):
+        """Per row (node or core): energy categories apportioned to the row's total."""
+        grouped: dict = {}
+        for (r, cc), v in cells.items():
+            g = grouped.setdefault(r, {})
+            g[COSTS[cc][1]] = g.get(COSTS[cc][1], Fraction(0)) + v
+        return {r: {c: u * step for c, u in _apportion(g, row_totals_u[r], step).items()}
+                for r, g in grouped.items()}
+
+    f = lambda u: float(u * step)  # noqa: E731  exact: |u| <= 2**53, step a power of two
+    return {
+        "total_j": f(total_u), "dynamic_j": f(dyn_u), "static_j": f(static_u),
+        "by_category_j": {c: f(by_cat_u[c]) for c in ENERGY_CATEGORIES},
+        "by_count_j": {c: f(u) for c, u in by_count_u.items()},
+        "by_node_j": {n: f(u) for n, u in by_node_u.items()},
+        "by_core_j": {str(c): f(u) for c, u in by_core_u.items()},
+        "by_node_category_j": {n: {c: float(v) for c, v in d.items()}
+                               for n, d in rows(node_cells, by_node_u).items()},
+        "by_core_category_j": {str(k): {c: float(v) for c, v in d.items()}
+                               for k, d in rows(core_cells, by_core_u).items()},
+        "grid_j": float(step),
+    }
+
+
+def _costs(table: EnergyTable) -> dict[str, Fraction]:
+    out = {}
+    for cc, (action, _) in COSTS.items():
+        v = getattr(table, action)
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"energy table {table.name!r}: {action} = {v!r}; costs must be "
+                             f"finite and >= 0")
+        out[cc] = Fraction(v) * PJ
+    return out
+
+
+def energy_breakdown(result, table: EnergyTable | str, *, static_power_w: float | None = None,
+                     mapping=None) -> dict:
+    """Energy of ``result`` (a ``RunResult``) under ``table`` (an ``EnergyTable`` or a table
+    name / path), JSON-ready, joules inside.
+
+    ``static_power_w`` overrides the table's static power (W; drawn for the latency of every
+    inference). With a ``mapping`` (``chips.mapping.Mapping``) the dynamic energy is also
+    given per mapped layer (``by_layer_j``). Returns total, dynamic and static energy; by
+    energy category, by count category, by node, by core (and node / core x category); the
+    same per inference (divided by the number of inputs n); the costs used and the unpriced
+    counts. Every breakdown sums exactly to its total (module doc).
+    """
+    if not isinstance(table, EnergyTable):
+        table = load_energy_table(table)
+    cost = _costs(table)
+    p_w = table.static_power_w if static_power_w is None else static_power_w
+    if not (math.isfinite(p_w) and p_w >= 0):
+        raise ValueError(f"static_power_w must be finite and >= 0, got {p_w!r}")
+    n = int(result.n)
+    if n < 1:
+        raise ValueError("result holds no inferences (n = 0)")
+    node_cells = {(node, cc): cost[cc] * int(c.get(cc, 0))
+                  for node, c in result.counts.items() for cc in COSTS}
+    core_cells = {(int(core), cc): cost[cc] * int(c.get(cc, 0))
+                  for core, c in result.core_counts.items() for cc in COSTS}
+    latency_total_s = sum((Fraction(float(t)) for t in result.latency_s), Fraction(0))
+    static = Fraction(p_w) * latency_total_s
+    out = _breakdown(node_cells, core_cells, static)
+    per = _breakdown({k: v / n for k, v in node_cells.items()},
+                     {k: v / n for k, v in core_cells.items()}, static / n)
+    out["per_inference"] = {k: per[k] for k in ("total_j", "dynamic_j", "static_j",
+                                                "by_category_j", "by_count_j", "by_node_j",
+                                                "by_core_j")}
+    if mapping is not None:
+        layers: dict[str, Fraction] = {}
+        for (node, _), v in node_cells.items():
+            L = mapping.layer_of.get(node, node)
+            layers[L] = layers.get(L, Fraction(0)) + v
+        step = Fraction(out["grid_j"])
+        dyn_u = round(Fraction(out["dynamic_j"]) / step)
+        out["by_layer_j"] = {L: float(u * step) for L, u in _apportion(layers, dyn_u, step).items()}
+    out.update({
+        "table": table.name, "arithmetic": table.arithmetic, "chip": result.chip,
+        "mode": result.mode, "n": n, "static_power_w": float(p_w),
+        "latency_total_s": float(latency_total_s),
+        "costs": {a: float(getattr(table, a)) for a in sorted({a for a, _ in COSTS.values()})},
+        "cost_map": {cc: {"action": a, "category": c} for cc, (a, c) in COSTS.items()},
+        "unpriced": {cc: int(sum(int(c.get(cc, 0)) for c in result.counts.values()))
+                     for cc in UNPRICED},
+    })
+    return out
+
+
+def attach_energy(result, chip: ChipSpec | str | None = None, *, table=None,
+                  static_power_w: float | None = None, mapping=None) -> dict:
+    """Compute ``energy_breakdown`` with the chip's energy table (its overrides applied), or
+    with ``table`` when given, store it in ``result.energy`` and return it."""
+    if table is None:
+        from chips.spec import load_chip
+        spec = load_chip(chip if chip is not None else result.chip)
+        table = spec.energy()
+    result.energy = energy_breakdown(result, table, static_power_w=static_power_w,
+                                     mapping=mapping)
+    return result.energy
+
+
+__all__ = ["COSTS", "UNPRICED", "ENERGY_CATEGORIES", "CATEGORY_LABELS", "energy_breakdown",
+           "attach_energy"]

@@ -1,0 +1,407 @@
+"""The operations of the event-level graph IR (``neurosim.ir.graph.Graph`` holds them).
+
+A ``Graph`` wraps a networkx ``DiGraph``. Each node holds one operation: a small dataclass that
+validates itself in ``__post_init__`` and serialises generically from its fields. Each edge
+carries ``kind`` ("spike": non-negative integer counts per tick, e.g. binary LIF spikes or SFA
+bursts of 0..D; "graded": real multi-bit values), and ``port`` (input slot of the consumer).
+Pipeline timing is not stored: a chip derives it (``Graph.pipeline_stages``).
+
+Numeric semantics (what every executor implements, bit for bit):
+
+* A reduction (conv, linear, spike products, token sums) runs on exact integers: spike inputs are
+  counts; a graded input is first quantized by the consumer, ``q = clip(rint(x / in_scale),
+  -2^(in_bits-1), 2^(in_bits-1)-1)`` (saturations counted). Weights are integers.
+* Then ``out = acc * scale[c] + bias[c]`` in float64 (two correctly rounded operations).
+* Everything else (adds, pooling, neuron dynamics, means) is elementwise float64.
+
+Shapes are per sample and per tick: (C, H, W) maps, (C,) vectors. Units: potentials are in the
+units of the neuron's input (after folding: weight LSBs); time in ticks (one tick = one time step,
+or one SFA sub-step on a chip).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from neurosim.ir.addressing import conv_fan_out
+
+EDGE_KINDS = ("spike", "graded")
+NODE_TYPES: dict[str, type] = {}
+
+
+class GraphError(ValueError):
+    """An invalid graph or node; the message names the node."""
+
+
+def _node_type(cls):
+    NODE_TYPES[cls.__name__] = cls
+    return cls
+
+
+def _int_dtype(bits: int):
+    """Smallest signed numpy integer type holding ``bits`` bits."""
+    for dt in (np.int8, np.int16, np.int32, np.int64):
+        if bits <= np.iinfo(dt).bits:
+            return dt
+    raise ValueError(f"{bits}-bit integers are not supported")
+
+
+def _arr(x, dtype) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(x, dtype=dtype))
+
+
+@dataclass(eq=False)
+class Node:
+    """Base class: ``name`` is the graph key, ``shape`` the per-tick output shape."""
+
+    name: str
+    shape: tuple
+
+    n_inputs: ClassVar[tuple[int, int]] = (1, 1)   # (min, max) number of input ports
+    out_kind: ClassVar[str | None] = None           # fixed output edge kind, or None = derived
+
+    def __post_init__(self):
+        self.shape = tuple(int(s) for s in self.shape)
+        if not self.shape or any(s < 1 for s in self.shape):
+            self.fail(f"shape must be non-empty and positive, got {self.shape}")
+
+    def fail(self, msg: str):
+        raise GraphError(f"node {self.name!r} ({type(self).__name__}): {msg}")
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def channels(self) -> int:
+        return self.shape[0]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if isinstance(getattr(self, f.name), np.ndarray)}
+
+    def params(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, np.ndarray):
+                out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+    def equals(self, other: "Node") -> bool:
+        if type(self) is not type(other) or self.params() != other.params():
+            return False
+        a, b = self.arrays(), other.arrays()
+        return a.keys() == b.keys() and all(
+            a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
+
+
+# ----------------------------------------------------------------------------- sources and sinks
+@_node_type
+@dataclass(eq=False)
+class Input(Node):
+    """Model input per tick. ``kind`` spike: event counts (DVS frames); graded: pixel values.
+    ``T`` time steps per sample."""
+
+    kind: str = "graded"
+    T: int = 1
+    n_inputs: ClassVar = (0, 0)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.kind not in EDGE_KINDS:
+            self.fail(f"kind must be one of {EDGE_KINDS}, got {self.kind!r}")
+        if self.T < 1:
+            self.fail(f"T must be >= 1, got {self.T}")
+
+
+@_node_type
+@dataclass(eq=False)
+class Readout(Node):
+    """Logits: the mean over the T time steps of the input, summed in tick order."""
+
+    out_kind: ClassVar = "graded"
+
+
+# ----------------------------------------------------------------------------- neurons
+NEURON_MODELS = ("lif", "if", "sfa", "mt")
+
+
+@_node_type
+@dataclass(eq=False)
+class Neurons(Node):
+    """A neuron population (seed-facts §1). Per-channel ``v_th`` / ``v_reset`` after folding.
+
+    lif/if: charge, fire on H >= v_th, reset (hard/soft/none). sfa: time-free integer neuron;
+    the count round-half-up(clamp(u / v_th, 0, D)) equals the IF soft-reset burst length
+    (Proposition 1), emitted as spike counts 0..D. mt: multi-threshold graded output with
+    levels v_th * 2^k (positive) and -theta_neg * 2^k. ``state_bits``: membrane register width;
+    the membrane saturates to [-2^(b-1), 2^(b-1)-1] * ``v_lsb`` (counted).
+    """
+
+    model: str = "lif"
+    v_th: np.ndarray = None
+    v_reset: np.ndarray = None
+    tau: float = 2.0
+    reset: str = "hard"
+    decay_input: bool = True
+    D: int = 1
+    levels: int = 1
+    theta_neg: np.ndarray = None
+    state_bits: int = 16
+    v_lsb: float = 1.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        C = self.channels
+        if self.model not in NEURON_MODELS:
+            self.fail(f"model must be one of {NEURON_MODELS}, got {self.model!r}")
+        self.v_th = _arr(self.v_th if self.v_th is not None else np.ones(C), np.float64)
+        self.v_reset = _arr(self.v_reset if self.v_reset is not None else np.zeros(C), np.float64)
+        self.theta_neg = _arr(self.theta_neg if self.theta_neg is not None else self.v_th,
+                              np.float64)
+        for k in ("v_th", "v_reset", "theta_neg"):
+            if getattr(self, k).shape != (C,):
+                self.fail(f"{k} must have one value per channel ({C}), got "
+                          f"{getattr(self, k).shape}")
+        if not np.all(self.v_th > 0) or not np.all(np.isfinite(self.v_th)):
+            self.fail(f"threshold must be positive and finite, min is {self.v_th.min()}")
+        if not self.tau >= 1:
+            self.fail(f"tau must be >= 1 tick, got {self.tau}")
+        if self.reset not in ("hard", "soft", "none"):
+            self.fail(f"reset must be hard, soft or none, got {self.reset!r}")
+        if int(self.D) != self.D or self.D < 1:
+            self.fail(f"SFA D must be an integer >= 1, got {self.D}")
+        self.D = int(self.D)
+        if self.levels < 1:
+            self.fail(f"levels must be >= 1, got {self.levels}")
+        if not 2 <= self.state_bits <= 64:
+            self.fail(f"state_bits must be in 2..64, got {self.state_bits}")
+        if not self.v_lsb > 0:
+            self.fail(f"v_lsb must be > 0, got {self.v_lsb}")
+
+    @property
+    def out_kind(self) -> str:  # type: ignore[override]
+        return "graded" if self.model == "mt" else "spike"
+
+    @property
+    def v_range(self) -> tuple[float, float]:
+        half = 2.0 ** (self.state_bits - 1)
+        return -half * self.v_lsb, (half - 1) * self.v_lsb
+
+
+# ----------------------------------------------------------------------------- projections
+@dataclass(eq=False)
+class _Weighted(Node):
+    """Shared fields of weighted projections: integer ``weight``, per-channel ``scale`` and
+    ``bias`` (float64), graded-input quantization (``in_scale``, ``in_bits``), ``weight_bits``,
+    and the folded float weights before quantization (``weight_float``, kept for reference)."""
+
+    in_shape: tuple = ()
+    weight: np.ndarray = None
+    scale: np.ndarray = None
+    bias: np.ndarray = None
+    weight_bits: int = 8
+    in_scale: float = 1.0
+    in_bits: int = 16
+    weight_float: np.ndarray | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.in_shape = tuple(int(s) for s in self.in_shape)
+        if self.weight_float is not None:
+            self.weight_float = _arr(self.weight_float, np.float32)
+        if self.weight is None:
+            self.fail("weight is missing")
+        w = np.asarray(self.weight)
+        if not np.all(np.isfinite(w)) or np.any(w != np.round(w)):
+            self.fail("weights must be integers (quantized)")
+        lim = 2 ** (self.weight_bits - 1)
+        if w.size and (w.min() < -lim or w.max() > lim - 1):
+            self.fail(f"weights exceed {self.weight_bits}-bit range [{-lim}, {lim - 1}]")
+        self.weight = _arr(w, _int_dtype(self.weight_bits))
+        C = self.channels
+        self.scale = _arr(self.scale if self.scale is not None else np.ones(C), np.float64)
+        self.bias = _arr(self.bias if self.bias is not None else np.zeros(C), np.float64)
+        for k in ("scale", "bias"):
+            if getattr(self, k).shape != (C,):
+                self.fail(f"{k} must have one value per output channel ({C}), "
+                          f"got {getattr(self, k).shape}")
+        if not np.all(np.isfinite(self.scale)) or not np.all(np.isfinite(self.bias)):
+            self.fail("scale and bias must be finite")
+        if not self.in_scale > 0:
+            self.fail(f"in_scale must be > 0, got {self.in_scale}")
+        if not 2 <= self.in_bits <= 32:
+            self.fail(f"in_bits must be in 2..32, got {self.in_bits}")
+
+    out_kind: ClassVar = "graded"
+
+
+@_node_type
+@dataclass(eq=False)
+class Conv(_Weighted):
+    """2-D convolution [C_out, C_in/groups, k, k] with zero padding. ``ssc``: spike sparse
+    convolution, an output site is computed only where the input has an event (any channel) at
+    the kernel-centre position (stride 1 only, seed sdt-v3). ``form`` names what was lowered
+    (plain, repconv-fused, ...), since it changes operation counts.
+
+    Address mapping: an input event at (c, y, x) reaches weights w[o, c mod (C_in/g), ky, kx] and
+    targets (o, (y + p - ky) / s, (x + p - kx) / s) for every o in c's group and every (ky, kx)
+    where the division is exact and the target lies inside the output map.
+    """
+
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    ssc: bool = False
+    form: str = "plain"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if len(self.in_shape) != 3 or len(self.shape) != 3:
+            self.fail(f"conv needs (C, H, W) shapes, got in {self.in_shape} out {self.shape}")
+        Ci, H, W = self.in_shape
+        Co = self.shape[0]
+        if self.weight.ndim != 4:
+            self.fail(f"weight must be 4-D, got {self.weight.shape}")
+        k = self.weight.shape[2]
+        if self.weight.shape[3] != k:
+            self.fail(f"only square kernels are supported, got {self.weight.shape[2:]}")
+        if self.groups < 1 or Ci % self.groups or Co % self.groups:
+            self.fail(f"groups={self.groups} must divide C_in={Ci} and C_out={Co}")
+        if self.weight.shape[:2] != (Co, Ci // self.groups):
+            self.fail(f"weight shape {self.weight.shape} does not fit C_in={Ci}, C_out={Co}, "
+                      f"groups={self.groups}")
+        if self.stride < 1 or self.padding < 0:
+            self.fail(f"stride must be >= 1 and padding >= 0, got {self.stride}, {self.padding}")
+        if k > H + 2 * self.padding or k > W + 2 * self.padding:
+            self.fail(f"kernel {k}x{k} is larger than the padded input {H}x{W} "
+                      f"(padding {self.padding})")
+        Ho = (H + 2 * self.padding - k) // self.stride + 1
+        Wo = (W + 2 * self.padding - k) // self.stride + 1
+        if self.shape != (Co, Ho, Wo):
+            self.fail(f"output shape {self.shape} != computed {(Co, Ho, Wo)}")
+        if self.ssc and (self.stride != 1 or (Ho, Wo) != (H, W)):
+            self.fail("spike sparse convolution needs stride 1 and 'same' padding")
+
+    @property
+    def kernel(self) -> int:
+        return self.weight.shape[2]
+
+    def fan_out(self) -> np.ndarray:
+        """Synaptic targets reached by one event at each input address, shape in_shape
+        (counting border clipping and stride; equals the AC count of one spike)."""
+        return conv_fan_out(self.in_shape, self.shape[0], self.kernel, self.stride,
+                            self.padding, self.groups)
+
+
+@_node_type
+@dataclass(eq=False)
+class Linear(_Weighted):
+    """Fully connected projection, weight [C_out, C_in]; input (C_in,), output (C_out,)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.weight.shape != (self.shape[0], int(np.prod(self.in_shape))):
+            self.fail(f"weight shape {self.weight.shape} does not fit in {self.in_shape} -> "
+                      f"out {self.shape}")
+
+    def fan_out(self) -> np.ndarray:
+        return np.full(self.in_shape, self.shape[0], dtype=np.int64)
+
+
+@_node_type
+@dataclass(eq=False)
+class Pool(Node):
+    """Max pooling (padding never wins: -inf); on spikes it is an OR."""
+
+    in_shape: tuple = ()
+    kernel: int = 3
+    stride: int = 2
+    padding: int = 1
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.in_shape = tuple(int(s) for s in self.in_shape)
+        C, H, W = self.in_shape
+        if self.kernel < 1 or self.stride < 1 or self.padding < 0 or self.padding > self.kernel // 2:
+            self.fail(f"invalid pooling kernel={self.kernel} stride={self.stride} "
+                      f"padding={self.padding}")
+        if self.kernel > min(H, W) + 2 * self.padding:
+            self.fail(f"pool kernel {self.kernel} larger than the padded input {H}x{W}")
+        Ho = (H + 2 * self.padding - self.kernel) // self.stride + 1
+        Wo = (W + 2 * self.padding - self.kernel) // self.stride + 1
+        if self.shape != (C, Ho, Wo):
+            self.fail(f"output shape {self.shape} != computed {(C, Ho, Wo)}")
+
+
+@_node_type
+@dataclass(eq=False)
+class SpikeMatmul(Node):
+    """Per-head product of spike (count) tensors q, k, v (ports 0, 1, 2), each (C, H, W):
+    out = scale * q @ (k^T @ v) (``order`` "q(kv)") or scale * (q @ k^T) @ v ("(qk)v"),
+    with N = H*W tokens and C/heads channels per head. Integer-exact before the scale."""
+
+    heads: int = 1
+    scale: float = 1.0
+    order: str = "q(kv)"
+    n_inputs: ClassVar = (3, 3)
+    out_kind: ClassVar = "graded"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.heads < 1 or self.shape[0] % self.heads:
+            self.fail(f"heads={self.heads} must divide channels {self.shape[0]}")
+        if self.order not in ("q(kv)", "(qk)v"):
+            self.fail(f"order must be 'q(kv)' or '(qk)v', got {self.order!r}")
+        if not np.isfinite(self.scale) or self.scale == 0:
+            self.fail(f"scale must be finite and non-zero, got {self.scale}")
+
+
+@_node_type
+@dataclass(eq=False)
+class TokenSum(Node):
+    """Sum over tokens of the product of its spike inputs, times ``scale``: SDSA-1's
+    out[c] = sum_n k[c, n] * v[c, n] (ports 0 = k, 1 = v), or SDSA-2's sum_n k[c, n] (one port).
+    Shape (C, 1, 1); integer-exact before the scale."""
+
+    scale: float = 1.0
+    n_inputs: ClassVar = (1, 2)
+    out_kind: ClassVar = "graded"
+
+
+@_node_type
+@dataclass(eq=False)
+class Mask(Node):
+    """Hadamard product a * b (ports 0, 1) broadcast over tokens; spike x spike is an AND."""
+
+    n_inputs: ClassVar = (2, 2)
+
+
+@_node_type
+@dataclass(eq=False)
+class TokenMean(Node):
+    """Mean over the H*W token positions: (C, H, W) -> (C,), out = (sum_n q) * in_scale / N.
+    Graded inputs are quantized first (step ``in_scale``, ``in_bits``) so the sum is
+    integer-exact; for spike inputs q is the count and ``in_scale`` the value of one spike."""
+
+    in_scale: float = 1.0
+    in_bits: int = 16
+    out_kind: ClassVar = "graded"
+
+
+@_node_type
+@dataclass(eq=False)
+class Add(Node):
+    """Elementwise sum of its inputs (membrane / spike shortcuts), in port order."""
+
+    n_inputs: ClassVar = (2, 8)
+
+
+NEURON_TYPES = (Neurons,)
+WEIGHTED_TYPES = (Conv, Linear)
+
+

@@ -1,0 +1,92 @@
+"""``RunResult``: what an engine returns. Engines emit records; reports and plots consume them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from neurosim.ir.counts import CATEGORIES
+
+
+def _plain(v):
+    """JSON-ready copy: numpy -> lists / Python scalars; dict keys -> str."""
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+@dataclass
+class RunResult:
+    """One simulation of ``B`` inputs on a chip.
+
+    logits [B, K] float64; ``spike_counts[node]`` [B, T] spikes per time step (summed over the
+    population); ``counts[node][category]`` and ``core_counts[core][category]`` summed over the
+    inputs; ``latency_s`` [B] first input to decision per inference; ``ticks`` [B] clock ticks
+    (sync) per inference; ``timeline`` per-tick or per-event records of the first input;
+    ``stats`` engine statistics (saturations, stalls, drops, FIFO occupancy, wall time);
+    ``spikes`` full spike tensors [T, B, *shape] when recorded.
+    """
+
+    mode: str
+    chip: str
+    model: str
+    logits: np.ndarray
+    spike_counts: dict[str, np.ndarray]
+    counts: dict[str, dict[str, int]]
+    core_counts: dict[int, dict[str, int]]
+    latency_s: np.ndarray
+    ticks: np.ndarray
+    timeline: dict
+    stats: dict
+    labels: np.ndarray | None = None
+    spikes: dict[str, np.ndarray] = field(default_factory=dict)
+    energy: dict | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.logits.shape[0])
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.logits.argmax(axis=1)
+
+    @property
+    def accuracy(self) -> float | None:
+        if self.labels is None:
+            return None
+        return float((self.predictions == self.labels).mean())
+
+    def totals(self) -> dict[str, int]:
+        """Counts summed over all nodes, by category."""
+        out = dict.fromkeys(CATEGORIES, 0)
+        for c in self.counts.values():
+            for k, v in c.items():
+                out[k] += int(v)
+        return out
+
+    def per_inference(self) -> dict[str, float]:
+        return {k: v / self.n for k, v in self.totals().items()}
+
+    @property
+    def energy_j(self) -> float | None:
+        return None if self.energy is None else self.energy["total_j"]
+
+    def firing_rates(self, sizes: dict[str, int]) -> dict[str, float]:
+        """Mean spikes per neuron per time step, per population."""
+        return {n: float(c.sum() / (c.size * sizes[n])) for n, c in self.spike_counts.items()}
+
+    def to_dict(self) -> dict:
+        d = {"mode": self.mode, "chip": self.chip, "model": self.model, "n": self.n,
+             "accuracy": self.accuracy, "logits": self.logits, "predictions": self.predictions,
+             "labels": self.labels, "spike_counts": self.spike_counts, "counts": self.counts,
+             "core_counts": self.core_counts, "totals": self.totals(),
+             "latency_s": self.latency_s, "mean_latency_s": float(np.mean(self.latency_s)),
+             "ticks": self.ticks, "timeline": self.timeline, "stats": self.stats,
+             "energy": self.energy}
+        return _plain(d)

@@ -1,0 +1,377 @@
+"""Kernel micro-benchmarks: how fast this machine runs the chip engines' inner loops.
+
+``bench_kernels`` times, on one thread, the Numba kernels of ``chips.engines.kernels`` on realistic
+layer workloads and the dense PyTorch equivalents of the same workloads, and returns a JSON-able
+dict (units in the key names). Rates are *synaptic events per second*: the number of
+(input event, target synapse) pairs delivered, i.e. the sum over events of count * fan-out;
+dense PyTorch rates divide that same count by PyTorch's time (so they compare the two ways of
+doing the same useful work; ``*_dense_MAC_per_s`` gives PyTorch's raw throughput).
+
+Numba compilation is done before timing (warm-up call). Each sample repeats the kernel enough
+times to last about ``sample_s``; the best sample is the headline figure (the least disturbed by
+other processes) and the median is reported beside it.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+# seed-facts §7, measured on this machine class (one thread)
+TARGETS = {
+    "conv3x3_events_per_s": 2.5e9,
+    "linear_events_per_s": 3.0e9,
+    "lif_updates_per_s": 1.4e9,
+    "memcpy_GB_per_s": 23.0,
+}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict:
+    import numba
+    import torch
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return {"cpu_model": _cpu_model(), "cores_logical": os.cpu_count(), "cores_usable": usable,
+            "machine": platform.machine(), "python": platform.python_version(),
+            "numpy": np.__version__, "numba": numba.__version__, "torch": torch.__version__,
+            "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+
+
+def _time(fn, repeat: int, sample_s: float, setup=None) -> tuple[float, float]:
+    """(best, median) seconds per call of ``fn`` over ``repeat`` samples; each sample runs
+    ``fn`` n times (n calibrated so a sample lasts about ``sample_s``); ``setup`` runs untimed
+    before each sample."""
+    if setup:
+        setup()
+    t0 = time.perf_counter()
+    fn()
+    one = max(time.perf_counter() - t0, 1e-7)
+    n = max(1, int(sample_s / one))
+    per_call = []
+    for _ in range(repeat):
+        if setup:
+            setup()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        per_call.append((time.perf_counter() - t0) / n)
+    return min(per_call), statistics.median(per_call)
+
+
+def _per(t: tuple[float, float], k: int) -> tuple[float, float]:
+    return t[0] / k, t[1] / k
+
+
+def _rates(prefix: str, work: float, times: tuple[float, float], unit: str) -> dict:
+    best, med = times
+    return {f"{prefix}_{unit}": work / best, f"{prefix}_{unit}_median": work / med,
+            f"{prefix}_s_per_call": best}
+
+
+def bench_kernels(repeat: int = 15, seed: int = 0, sample_s: float = 0.02,
+                  conv_hw: int = 56, conv_channels: int = 64, conv_density: float = 0.15,
+                  linear_size: int = 4096, linear_density: float = 0.10,
+                  copy_mib: int = 256, n_sets: int = 4) -> dict:
+    """Time the kernels on one thread and return figures, workload and machine info.
+
+    ``repeat`` timed samples per kernel (best and median reported); ``n_sets`` different
+    random input frames per layer, cycled inside each sample; rates are per frame."""
+    import numba
+    import torch
+    import torch.nn.functional as F
+
+    from chips.engines import kernels as K
+    from neurosim.ir.addressing import conv_fan_out
+
+    rng = np.random.default_rng(seed)
+    old_nb, old_torch = numba.get_num_threads(), torch.get_num_threads()
+    numba.set_num_threads(1)
+    torch.set_num_threads(1)
+    out: dict = {}
+    try:
+        # ---- (a) conv3x3 address-mapped scatter, channels-last, int8 weights, int32 acc
+        H = W = conv_hw
+        C = conv_channels
+        w = rng.integers(-128, 128, (C, C, 3, 3)).astype(np.int8)
+        w_cl = K.conv_weight_cl(w)
+        # several input frames, cycled, so that no single event set stays hot in the caches
+        frames = [(rng.random((H, W, C)) < conv_density).astype(np.int32)
+                  for _ in range(n_sets)]
+        ev = [K.map_to_events(f) for f in frames]
+        acc = np.zeros((H, W, C), np.int32)
+        fan = conv_fan_out((C, H, W), C, 3, 1, 1, 1)
+        fan_dw = conv_fan_out((C, H, W), C, 3, 1, 1, C)
+        conv_syn = sum(int((np.moveaxis(f, -1, 0) * fan).sum()) for f in frames)
+        dw_syn = sum(int((np.moveaxis(f, -1, 0) * fan_dw).sum()) for f in frames)
+
+        def conv_all(wc, g):
+            tot = 0
+            for ys, xs, cs, cn in ev:
+                tot += K.conv_scatter(ys, xs, cs, cn, wc, acc, 1, 1, g)
+            return tot
+
+        assert conv_all(w_cl, 1) == conv_syn                       # warm-up (compiles)
+        t = _time(lambda: conv_all(w_cl, 1), repeat, sample_s, setup=lambda: acc.fill(0))
+        out.update(_rates("conv3x3", conv_syn / n_sets, _per(t, n_sets), "events_per_s"))
+
+        # depthwise 3x3 on the same maps (site-gathering path)
+        wd = rng.integers(-128, 128, (C, 1, 3, 3)).astype(np.int8)
+        wd_cl = K.conv_weight_cl(wd)
+        assert conv_all(wd_cl, C) == dw_syn
+        t = _time(lambda: conv_all(wd_cl, C), repeat, sample_s, setup=lambda: acc.fill(0))
+        out.update(_rates("conv3x3_depthwise", dw_syn / n_sets, _per(t, n_sets),
+                          "events_per_s"))
+
+        # dense torch float32 conv2d on the same layer
+        xts = [torch.from_numpy(np.ascontiguousarray(np.moveaxis(f, -1, 0)[None], np.float32))
+               for f in frames]
+        wt = torch.from_numpy(w.astype(np.float32))
+
+        def torch_conv_all():
+            for xt in xts:
+                F.conv2d(xt, wt, padding=1)
+
+        with torch.no_grad():
+            torch_conv_all()
+            t = _per(_time(torch_conv_all, repeat, sample_s), n_sets)
+        out.update(_rates("conv3x3_torch_dense", conv_syn / n_sets, t, "events_per_s"))
+        out["conv3x3_torch_dense_MAC_per_s"] = H * W * C * C * 9 / t[0]
+
+        # ---- (b) linear scatter, int8 weights, int32 acc
+        N = linear_size
+        wl = rng.integers(-128, 128, (N, N)).astype(np.int8)
+        w_t = np.ascontiguousarray(wl.T)
+        xvs = [(rng.random(N) < linear_density).astype(np.int32) for _ in range(n_sets)]
+        evl = [K.vector_to_events(xv) for xv in xvs]
+        accl = np.zeros(N, np.int32)
+        lin_syn = sum(int(xv.sum()) for xv in xvs) * N
+
+        def lin_all():
+            tot = 0
+            for idx, cnt in evl:
+                tot += K.linear_scatter(idx, cnt, w_t, accl)
+            return tot
+
+        assert lin_all() == lin_syn
+        t = _time(lin_all, repeat, sample_s, setup=lambda: accl.fill(0))
+        out.update(_rates("linear", lin_syn / n_sets, _per(t, n_sets), "events_per_s"))
+
+        xlts = [torch.from_numpy(xv.astype(np.float32)[None]) for xv in xvs]
+        wlt = torch.from_numpy(wl.astype(np.float32))
+
+        def torch_lin_all():
+            for xlt in xlts:
+                F.linear(xlt, wlt)
+
+        with torch.no_grad():
+            torch_lin_all()
+            t = _per(_time(torch_lin_all, repeat, sample_s), n_sets)
+        out.update(_rates("linear_torch_dense", lin_syn / n_sets, t, "events_per_s"))
+        out["linear_torch_dense_MAC_per_s"] = N * N / t[0]
+
+        # ---- (c) LIF update (channels-last map of the conv layer), and SFA bursts
+        n = H * W * C
+        xin = rng.normal(0.4, 1.0, n)
+        v = np.zeros(n)
+        spk = np.zeros(n, np.uint8)
+        vth, vr = np.ones(C), np.zeros(C)
+        args = (1, K.MODEL_LIF, 2.0, K.RESET_HARD, True, -32768.0, 32767.0)
+        K.lif_update(xin, v, spk, vth, vr, *args)
+        t = _time(lambda: K.lif_update(xin, v, spk, vth, vr, *args), repeat, sample_s)
+        out.update(_rates("lif", n, t, "updates_per_s"))
+
+        D = 4
+        cnt_sfa = np.zeros(n, np.int32)
+        xs_sfa = rng.uniform(-0.5, D, n)
+        K.sfa_burst(xs_sfa, cnt_sfa, vth, 1, D, -32768.0, 32767.0)
+        t = _time(lambda: K.sfa_burst(xs_sfa, cnt_sfa, vth, 1, D, -32768.0, 32767.0), repeat,
+                  sample_s)
+        out.update(_rates("sfa", n, t, "updates_per_s"))
+
+        # ---- (d) memory copy bandwidth (bytes copied per second; each byte read and written)
+        nbytes = copy_mib * 2 ** 20
+        src = np.ones(nbytes // 8)
+        dst = np.empty_like(src)
+        np.copyto(dst, src)
+        t = _time(lambda: np.copyto(dst, src), max(3, repeat // 3), 0.0)
+        out["memcpy_GB_per_s"] = nbytes / t[0] / 1e9
+        out["memcpy_GB_per_s_median"] = nbytes / t[1] / 1e9
+        del src, dst
+    finally:
+        numba.set_num_threads(old_nb)
+        torch.set_num_threads(old_torch)
+
+    out["ratios"] = {
+        "conv3x3_scatter_over_torch_dense":
+            out["conv3x3_events_per_s"] / out["conv3x3_torch_dense_events_per_s"],
+        "linear_scatter_over_torch_dense":
+            out["linear_events_per_s"] / out["linear_torch_dense_events_per_s"],
+        **{f"{k}_over_target": out[k] / v for k, v in TARGETS.items()},
+    }
+    out["targets"] = dict(TARGETS)
+    out["workload"] = {
+        "threads": 1, "repeat": repeat, "seed": seed, "sample_s": sample_s,
+        "conv3x3": {"H": H, "W": W, "C_in": C, "C_out": C, "stride": 1, "padding": 1,
+                    "density": conv_density, "frames": n_sets,
+                    "events_per_frame": sum(len(e[0]) for e in ev) / n_sets,
+                    "synaptic_events_per_frame": conv_syn / n_sets, "weights": "int8",
+                    "acc": "int32", "layout": "channels-last"},
+        "conv3x3_depthwise": {"groups": C, "synaptic_events_per_frame": dw_syn / n_sets},
+        "linear": {"C_in": N, "C_out": N, "density": linear_density,
+                   "frames": n_sets, "events_per_frame": sum(len(e[0]) for e in evl) / n_sets,
+                   "synaptic_events_per_frame": lin_syn / n_sets, "weights": "int8",
+                   "acc": "int32"},
+        "lif": {"neurons": n, "model": "lif", "tau": 2.0, "reset": "hard", "layout":
+                "channels-last per-channel v_th"},
+        "sfa": {"neurons": n, "D": D},
+        "memcpy": {"MiB": copy_mib, "note": "bytes copied per second (read + write = 2x)"},
+        "torch_dense": {"dtype": "float32", "conv": "F.conv2d NCHW batch 1",
+                        "linear": "F.linear batch 1"},
+    }
+    out["machine"] = machine_info()
+    return out
+
+
+
+# ----------------------------------------------------------------------------- whole model
+def calibrate_firing(model, x, rate: float = 0.15, seed: int = 0) -> dict[str, float]:
+    """Calibrate an untrained model so that every layer fires at about ``rate`` (untrained
+    weights leave most layers silent or saturated). BN statistics come from one train-mode pass
+    over ``x`` (weight 1, bias 0); then, in one eval pass in topological order, each LIF
+    population's threshold is set to the (1 - rate) quantile of its first-step membrane
+    H_1 = X_1 / tau, so on ``x`` it fires a fraction ``rate`` at step 1. Returns each neuron
+    module's firing rate on ``x`` after calibration."""
+    import torch
+    from models.neurons import LIFNode
+
+    torch.manual_seed(seed)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+            m.weight.fill_(1.0)
+            m.bias.zero_()
+        model.train()
+        model(x)
+        for m in bns:
+            m.momentum = 0.1
+        model.eval()
+
+        def set_threshold(mod, inp):
+            c = mod.cfg
+            h1 = inp[0][0] / c.tau if (c.kind != "if" and c.decay_input) else inp[0][0]
+            c.v_th = max(float(torch.quantile(h1.flatten().double(), 1.0 - rate)), 1e-3)
+
+        pre = [m.register_forward_pre_hook(set_threshold) for m in model.modules()
+               if isinstance(m, LIFNode)]
+        model(x)
+        for h in pre:
+            h.remove()
+    return calibrate_firing_rates(model, x)
+
+
+def calibrate_firing_rates(model, x) -> dict[str, float]:
+    """Mean firing rate of every neuron module of ``model`` on ``x`` (eval mode)."""
+    import torch
+    from models.neurons import NEURON_MODULES
+
+    rates: dict[str, float] = {}
+    hooks = [mod.register_forward_hook(
+        lambda mod, inp, out, name=name: rates.__setitem__(name, float(out.mean())))
+        for name, mod in model.named_modules() if isinstance(mod, NEURON_MODULES)]
+    with torch.no_grad():
+        model(torch.from_numpy(np.asarray(x)))
+    for h in hooks:
+        h.remove()
+    return rates
+
+
+def bench_model(model_name: str = "meta-spikeformer-8-384", img_size: int = 224, T: int = 1,
+                threads: int = 1, repeat: int = 3, sync_chip: str = "tianjic-x16",
+                async_chip: str = "speck-xl", seed: int = 0) -> dict:
+    """Wall time of the sync and async (windowed) engines on one image vs PyTorch's dense
+    forward of the same float model on the same input with the same thread count.
+
+    The model does not fit the chips at 224x224; it is mapped best-effort (cores
+    oversubscribed) since the benchmark measures the simulator, not the chip. Lowering, mapping,
+    engine construction and Numba compilation (a warm-up run) are excluded from the timings;
+    each figure is the best of ``repeat`` runs.
+    """
+    import numba
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    with threadpool_limits(threads):           # numpy's BLAS too: same thread count for all
+        return _bench_model(model_name, img_size, T, threads, repeat, sync_chip, async_chip,
+                            seed)
+
+
+def _bench_model(model_name, img_size, T, threads, repeat, sync_chip, async_chip, seed) -> dict:
+    import torch
+    import models
+    from chips.spec import load_chip
+    from neurosim.frontends.lower import lower
+    from chips.mapping import map_graph
+    from neurosim.run.simulate import build_engine
+
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    model = models.create(model_name, img_size=img_size, T=T)
+    calib = torch.from_numpy(rng.random((4, 3, img_size, img_size), dtype=np.float32))
+    calibrate_firing(model, calib, seed=seed)
+    x = rng.random((1, 3, img_size, img_size), dtype=np.float32)
+    rates = calibrate_firing_rates(model, x)
+    xt = torch.from_numpy(x)
+    t0 = time.perf_counter()
+    graph = lower(model, x)
+    lower_s = time.perf_counter() - t0
+
+    def best(fn):
+        fn()                                              # warm-up (Numba compile, caches)
+        times = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - t)
+        return min(times), out
+
+    with torch.no_grad():
+        torch_s, _ = best(lambda: model(xt))
+    out = {"model": model_name, "img_size": img_size, "T": T, "threads": threads,
+           "repeat": repeat, "lower_s": lower_s, "torch_forward_s": torch_s,
+           "nodes": len(graph), "firing_rate_mean": float(np.mean(list(rates.values()))),
+           "firing_rate_median": float(np.median(list(rates.values()))),
+           "firing_rate_min": float(min(rates.values())),
+           "firing_rate_max": float(max(rates.values()))}
+    for mode, chip_name in (("sync", sync_chip), ("async", async_chip)):
+        chip = load_chip(chip_name)
+        mapping = map_graph(graph, chip, strict=False)
+        engine = build_engine(graph, chip, mode, mapping=mapping)
+        t, res = best(lambda: engine.run(x))
+        out[f"{mode}_chip"] = chip_name
+        out[f"{mode}_parts"] = int(sum(len(mapping.parts(n)) for n in engine.execs))
+        out[f"{mode}_engine_s"] = t
+        out[f"{mode}_synaptic_ops"] = int(res.totals()["ac"] + res.totals()["mac"])
+    out["sync_over_torch"] = out["sync_engine_s"] / torch_s
+    out["async_over_sync"] = out["async_engine_s"] / out["sync_engine_s"]
+    out["machine"] = machine_info()
+    return out
