@@ -15,9 +15,9 @@ from safetensors import safe_open
 from torch import nn
 
 from . import registry
+from .catalog import SHIPPED_DIR, list_shipped  # noqa: F401  (list_shipped: public here too)
 
 FORMAT = "neurosim-checkpoint/1"
-SHIPPED_DIR = Path(__file__).parent / "checkpoints"
 
 
 class CheckpointError(ValueError):
@@ -127,11 +127,6 @@ def shipped_checkpoint(name: str) -> Path:
     """Path of a checkpoint shipped with neurosim (``models/checkpoints/NAME.safetensors``)."""
     p = SHIPPED_DIR / f"{name}.safetensors"
     if not p.is_file():
-        have = sorted(q.stem for q in SHIPPED_DIR.glob("*.safetensors"))
+        have = list_shipped()
         raise FileNotFoundError(f"no shipped checkpoint {name!r} at {p}; shipped: {have}")
     return p
-
-
-def list_shipped() -> list[str]:
-    return sorted(q.stem for q in SHIPPED_DIR.glob("*.safetensors"))
-

@@ -43,7 +43,6 @@ is what this implementation does. Parameter counts are unaffected.
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from .layers import (ConvBN, Encoder, HadamardMask, RepConvBN, SpikeMatmul, TimeMean, TokenMean,

@@ -19,7 +19,7 @@ time-free (applied elementwise). Potentials are dimensionless (in units of the t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, asdict
+from dataclasses import dataclass, fields, asdict
 
 import torch
 from torch import nn

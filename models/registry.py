@@ -5,22 +5,46 @@ A *name* binds a family to default arguments (``meta-spikeformer-8-384``). ``cre
 overrides into those defaults, builds the model and records the full configuration on it as
 ``model.neurosim_config = {"family": ..., "name": ..., "config": {...}}`` so a checkpoint can
 rebuild the model without being told its name.
+
+Every name must be listed in ``models.catalog`` (the torch-free list of names, descriptions and
+family modules; ``register`` refuses others). The family modules named there are imported the
+first time the zoo is used (``list_models``, ``create``, ``build``, ...), so
+``from models.registry import list_models`` sees the whole zoo without ``import models``
+having loaded it.
 """
 from __future__ import annotations
 
 import copy
 import difflib
 import inspect
+from importlib import import_module
 from typing import Callable
 
 from torch import nn
 
+from . import catalog
+
 _FAMILIES: dict[str, Callable[..., nn.Module]] = {}
 _NAMES: dict[str, tuple[str, dict]] = {}
+_ZOO_LOADED = False
+
+
+def _zoo() -> None:
+    """Import the family modules listed in the catalogue (each registers its names). They are
+    named as strings: they import this module, so a static import here would be a cycle."""
+    global _ZOO_LOADED
+    if not _ZOO_LOADED:
+        for module in catalog.family_modules():
+            import_module(module)
+        _ZOO_LOADED = True
 
 
 def family(name: str):
-    """Class decorator registering a model family under ``name``."""
+    """Class decorator registering a model family under ``name`` (listed, with its module, in
+    ``models.catalog.FAMILIES``)."""
+    if name not in catalog.FAMILIES:
+        raise ValueError(f"model family {name!r} is not listed in models/catalog.py FAMILIES; "
+                         f"add it there (with its module and a description) as well")
 
     def deco(cls):
         if name in _FAMILIES and _FAMILIES[name] is not cls:
@@ -32,7 +56,12 @@ def family(name: str):
 
 
 def register(name: str, family_name: str, **defaults) -> None:
-    """Bind the model name ``name`` to ``family_name`` with default keyword arguments."""
+    """Bind the model name ``name`` to ``family_name`` with default keyword arguments. The name
+    must be in ``models.catalog.MODELS`` with the same family."""
+    if catalog.MODELS.get(name, (None,))[0] != family_name:
+        raise ValueError(f"model name {name!r} (family {family_name!r}) is not listed in "
+                         f"models/catalog.py with that family; add it there (with a one-line "
+                         f"description) as well")
     if name in _NAMES and _NAMES[name] != (family_name, defaults):
         raise ValueError(f"model name {name!r} registered twice with different settings")
     _NAMES[name] = (family_name, defaults)
@@ -40,15 +69,18 @@ def register(name: str, family_name: str, **defaults) -> None:
 
 def list_models() -> list[str]:
     """All registered model names, sorted."""
+    _zoo()
     return sorted(_NAMES)
 
 
 def list_families() -> list[str]:
+    _zoo()
     return sorted(_FAMILIES)
 
 
 def model_defaults(name: str) -> tuple[str, dict]:
     """(family, default config) of a registered name; unknown names list the available ones."""
+    _zoo()
     if name not in _NAMES:
         close = difflib.get_close_matches(name, _NAMES, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
@@ -64,6 +96,7 @@ def _accepted(cls) -> set[str]:
 
 def build(family_name: str, config: dict, name: str | None = None) -> nn.Module:
     """Build a model of ``family_name`` from a full configuration dict."""
+    _zoo()
     if family_name not in _FAMILIES:
         raise KeyError(f"unknown model family {family_name!r}; known: {', '.join(list_families())}")
     cls = _FAMILIES[family_name]

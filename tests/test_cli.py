@@ -1,5 +1,8 @@
 """The neurosim command line, run in-process as a user would: output, files, exit codes."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -7,7 +10,8 @@ import models
 from neurosim.cli.main import build_parser, main
 from tests.zoo_cases import small_model
 
-COMMANDS = ["models", "train", "lower", "simulate", "compare", "report", "bench", "demo"]
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = ["models", "chips", "train", "lower", "simulate", "compare", "report", "bench", "demo"]
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +135,69 @@ def test_existing_commands_still_work(capsys, ckpt):
     assert rc == 0 and "meta-spikeformer-tiny" in json.loads(out)
     rc, out, _ = run(capsys, "lower", "--checkpoint", ckpt, "--calib-n", 4, "--json")
     assert rc == 0 and json.loads(out)["totals"]["nodes"] > 10
+
+
+def test_catalogue_and_registry_hold_the_same_models():
+    """models.catalog (torch-free, what `neurosim models` prints) cannot drift from the zoo."""
+    from models import catalog
+    from models.checkpoint import list_shipped
+    assert catalog.list_models() == models.list_models()
+    assert {catalog.family_of(n) for n in catalog.list_models()} == set(models.list_families())
+    for name in catalog.list_models():
+        assert catalog.family_of(name) == models.model_defaults(name)[0]
+        assert catalog.describe(name) and "\n" not in catalog.describe(name)
+    assert catalog.list_shipped() == list_shipped()
+    for ck, info in catalog.shipped().items():
+        assert info["model"] == models.read_metadata(models.shipped_checkpoint(ck))["model"]["name"]
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["models"], ["models", "--long"], ["chips"],
+                                  ["chips", "--json"], ["simulate", "--help"]])
+def test_light_commands_load_no_torch_or_numba(argv):
+    code = ("import sys\nfrom neurosim.cli import main\ntry:\n    rc = main(%r)\n"
+            "except SystemExit as e:\n    rc = e.code\nassert rc == 0, rc\n"
+            "print(','.join(sorted({'torch', 'numba'} & set(sys.modules))), file=sys.stderr)"
+            % argv)
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == "", f"neurosim {' '.join(argv)} loaded {r.stderr.strip()}"
+
+
+def test_chips_lists_every_shipped_chip(capsys):
+    from chips.spec import list_chips, load_chip
+    rc, out, _ = run(capsys, "chips")
+    assert rc == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["chip", "kind", "cores", "clock"]
+    rows = {ln.split()[0]: ln.split() for ln in lines[2:]}
+    assert sorted(rows) == list_chips()
+    for name in list_chips():
+        chip = load_chip(name)
+        kind, cores, clock = rows[name][1], int(rows[name][2]), rows[name][3]
+        assert (kind, cores) == (chip.kind, chip.n_cores)
+        assert clock == ("-" if chip.kind == "async" else f"{chip.timing.clock_hz / 1e6:g}")
+        assert chip.energy().name in rows[name] and chip.description in out
+    rc, out, _ = run(capsys, "chips", "--json")
+    assert rc == 0
+    got = {c["name"]: c for c in json.loads(out)}
+    assert sorted(got) == list_chips()
+    for name, c in got.items():
+        chip = load_chip(name)
+        assert c["n_cores"] == chip.n_cores and c["kind"] == chip.kind
+        assert c["static_power_w"] == chip.energy().static_power_w > 0
+        assert (c["clock_hz"] is None) == (chip.kind == "async")
+    assert got["tianjic-x16"]["clock_hz"] == 300e6 and got["speck-xl"]["n_cores"] == 64
+
+
+def test_models_long_names_families_and_shipped_checkpoints(capsys):
+    rc, out, _ = run(capsys, "models")
+    assert rc == 0 and out.split() == models.list_models()
+    rc, out, _ = run(capsys, "models", "--long", "--json")
+    assert rc == 0
+    d = json.loads(out)
+    assert [m["name"] for m in d["models"]] == models.list_models()
+    assert sorted(d["shipped_checkpoints"]) == models.list_shipped()
+    tiny = next(m for m in d["models"] if m["name"] == "meta-spikeformer-tiny")
+    assert "meta-spikeformer-tiny" in tiny["shipped_checkpoints"] and tiny["description"]
+    rc, out, _ = run(capsys, "models", "-l")
+    assert rc == 0 and "e-spikeformer-tiny" in out and "--checkpoint takes these names" in out

@@ -17,7 +17,7 @@ import numpy as np
 
 from neurosim.ir import graph as G
 from neurosim.ir.counts import CATEGORIES
-from neurosim.ir.result import RunResult
+from neurosim.ir.result import RunResult, check_labels
 from neurosim.ir.semantics import input_ticks
 from chips.engines.executors import CAT, build_executors, part_sums
 
@@ -150,6 +150,7 @@ class Engine(ABC):
         t0 = time.perf_counter()
         xs = self._check_input(x)                               # [T, B, *channels-last]
         T, B = xs.shape[:2]
+        labels = check_labels(labels, B, self.graph.op(self.out).shape[0])
         tally = Tally(self, T, B)
         if self.inp in tally.spikes:
             for b in range(B):
@@ -175,7 +176,7 @@ class Engine(ABC):
             core_counts={int(k): {c: int(v[i]) for i, c in enumerate(cat)}
                          for k, v in enumerate(tally.core_counts) if v.any()},
             latency_s=latency, ticks=ticks, timeline=runs[0].timeline if runs else None,
-            stats=stats, labels=None if labels is None else np.asarray(labels, np.int64),
+            stats=stats, labels=labels,
             spikes=tally.spikes)
 
     @abstractmethod

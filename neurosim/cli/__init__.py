@@ -1,5 +1,6 @@
 """The command line: ``neurosim <command>``. The parser imports nothing heavy; each command
-imports what it needs when it runs, so ``neurosim --help`` loads neither torch nor numba."""
+imports what it needs when it runs, so ``neurosim --help``, ``neurosim models`` and
+``neurosim chips`` load neither torch nor numba (see ``neurosim.cli.main``)."""
 
 
 def main(argv=None) -> int:

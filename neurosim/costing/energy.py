@@ -82,11 +82,12 @@ def _apportion(cells: dict, total: int, step: Fraction) -> dict:
 
 
 def _grid(total: Fraction) -> Fraction:
-    """Power-of-two step so that ``total`` is at most 2**52 steps."""
+    """Power-of-two step so that ``total`` is at most 2**52 steps, and never finer than the
+    smallest float (2**-1074), so that every multiple of it up to the total is a float."""
     if total <= 0:
         return Fraction(1)
     k = math.floor(math.log2(total.numerator) - math.log2(total.denominator)) - 51
-    return Fraction(2) ** k
+    return Fraction(2) ** max(k, -1074)
 
 
 def _breakdown(node_cells: dict, core_cells: dict, static: Fraction) -> dict:

@@ -11,7 +11,6 @@ import operator
 
 import numpy as np
 import torch
-from torch import fx
 from torch.nn import functional as F
 
 from neurosim.ir import graph as G

@@ -107,7 +107,7 @@ class Graph:
         return outs[0]
 
     @property
-    def T(self) -> int:
+    def T(self) -> int:  # noqa: N802  (the papers' name for time steps)
         return self.op(self.input_node()).T
 
     def consumers(self, name: str) -> list[str]:

@@ -21,6 +21,23 @@ def _plain(v):
     return v
 
 
+def check_labels(labels, n: int, n_classes: int | None = None) -> np.ndarray | None:
+    """``labels`` as int64 [n], or None; an error names what is wrong (never broadcast)."""
+    if labels is None:
+        return None
+    a = np.asarray(labels)
+    if a.ndim != 1 or a.shape[0] != n:
+        raise ValueError(f"labels: expected one label per input ({n}), got shape {a.shape}")
+    if a.size and not (np.issubdtype(a.dtype, np.integer) or
+                       (np.issubdtype(a.dtype, np.floating) and np.all(a == np.round(a)))):
+        raise ValueError(f"labels: expected integer class indices, got dtype {a.dtype}")
+    a = a.astype(np.int64)
+    if n_classes is not None and a.size and (a.min() < 0 or a.max() >= n_classes):
+        bad = a[(a < 0) | (a >= n_classes)][0]
+        raise ValueError(f"labels: {bad} is outside the model's classes 0..{n_classes - 1}")
+    return a
+
+
 @dataclass
 class RunResult:
     """One simulation of ``B`` inputs on a chip.
@@ -47,6 +64,10 @@ class RunResult:
     labels: np.ndarray | None = None
     spikes: dict[str, np.ndarray] = field(default_factory=dict)
     energy: dict | None = None
+
+    def __post_init__(self):
+        self.labels = check_labels(self.labels, self.logits.shape[0],
+                                   self.logits.shape[1] if self.logits.ndim == 2 else None)
 
     @property
     def n(self) -> int:

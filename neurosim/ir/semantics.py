@@ -124,6 +124,8 @@ def input_ticks(graph: G.Graph, x: np.ndarray) -> np.ndarray:
         raise ValueError(f"input shape {tuple(x.shape)} does not fit the graph's input "
                          f"{op.name!r}: expected [B, {', '.join(map(str, op.shape))}] or "
                          f"[T={op.T}, B, ...]")
+    if x.shape[1] == 0:
+        raise ValueError(f"input {op.name!r}: the batch is empty (0 inputs)")
     if op.kind == "spike" and (np.any(x < 0) or np.any(x != np.round(x))):
         raise ValueError(f"input {op.name!r} carries spikes: values must be non-negative counts")
     return x

@@ -19,6 +19,8 @@ Files:
 """
 from __future__ import annotations
 
+from importlib import metadata
+
 import csv
 import io
 import json
@@ -42,8 +44,7 @@ def _versions() -> dict:
     import simpy
     import torch
 
-    from neurosim import __version__
-    return {"neurosim": __version__, "python": platform.python_version(),
+    return {"neurosim": metadata.version("neurosim"), "python": platform.python_version(),
             "numpy": np.__version__, "torch": torch.__version__, "numba": numba.__version__,
             "matplotlib": matplotlib.__version__, "simpy": simpy.__version__}
 
@@ -351,7 +352,6 @@ def render_markdown(rec: dict, plots: list[Path], out: Path) -> str:
     g = rec["graph"]
     gt, gm = g["totals"], g["meta"]
     L = [f"# neurosim report: {model}", ""]
-    acc = {r["label"]: r["accuracy"] for r in runs}
     L += [f"- **Model**: {model} ({gm.get('family') or '?'}): {gt['nodes']} graph nodes, "
           f"{gt['neurons']:,} neurons, {gt['weights']:,} weights ({gm.get('weight_bits')}-bit), "
           f"T = {gt['T']}, RepConv {gm.get('repconv')}, SSC {'on' if gm.get('ssc') else 'off'}",

@@ -212,7 +212,7 @@ def bench_kernels(repeat: int = 15, seed: int = 0, sample_s: float = 0.02,
         t = _time(lambda: np.copyto(dst, src), max(3, repeat // 3), 0.0)
         out["memcpy_GB_per_s"] = nbytes / t[0] / 1e9
         out["memcpy_GB_per_s_median"] = nbytes / t[1] / 1e9
-        del src, dst
+
     finally:
         numba.set_num_threads(old_nb)
         torch.set_num_threads(old_torch)

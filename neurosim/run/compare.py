@@ -15,6 +15,7 @@ import numpy as np
 from chips.spec import load_chip
 from neurosim.ir import graph as G
 from neurosim.costing.energy import attach_energy
+from neurosim.ir.result import check_labels
 from neurosim.ir.units import fmt_energy, fmt_time
 from chips.mapping import map_graph
 from neurosim.run.simulate import simulate
@@ -169,7 +170,7 @@ def compare(graph: G.Graph, chips, inputs, labels=None, *, modes=None, strict: b
     op = graph.op(graph.input_node())
     bdim = 1 if x.ndim == len(op.shape) + 2 else 0
     B = x.shape[bdim]
-    y = None if labels is None else np.asarray(labels)
+    y = check_labels(labels, B, graph.op(graph.output_node()).shape[0])
     mappings = {s.name: map_graph(graph, s, strict=strict) for s in specs}
     results = []
     for spec, mode, amode in plan:
@@ -194,7 +195,7 @@ def compare(graph: G.Graph, chips, inputs, labels=None, *, modes=None, strict: b
     return Comparison(graph=graph, results=results, mappings=mappings,
                       reference_predictions=ref_logits.argmax(axis=1),
                       reference_logits=np.asarray(ref_logits), reference_source=source,
-                      labels=None if labels is None else np.asarray(labels), chips=names)
+                      labels=y, chips=names)
 
 
 
@@ -263,9 +264,7 @@ def simulate_batched(graph: G.Graph, chip, inputs, mode: str = "sync", *, labels
     op = graph.op(graph.input_node())
     bdim = 1 if x.ndim == len(op.shape) + 2 else 0
     B = x.shape[bdim]
-    y = None if labels is None else np.asarray(labels)
-    if y is not None and len(y) != B:
-        raise ValueError(f"{len(y)} labels for {B} inputs")
+    y = check_labels(labels, B, graph.op(graph.output_node()).shape[0])
     if "mapping" not in kw or kw["mapping"] is None:
         kw["mapping"] = map_graph(graph, chip, strict=kw.pop("strict", None) is not False)
     parts = []

@@ -38,6 +38,22 @@ def test_windowed_equals_sync(case, ssc):
     assert np.all(win.latency_s > 0)
 
 
+@pytest.mark.parametrize("case", ["meta-sdsa3", "e-spikeformer"])
+def test_record_all_gives_equal_tensors_for_every_node_in_both_engines(case):
+    """One run scaffold: record="all" keeps every node's output, the input included, in the
+    same layout ([T, B, *shape]) whichever engine ran it."""
+    graph, x = _case(case)
+    sync = simulate(graph, SYNC, x, record="all")
+    win = simulate(graph, ASYNC, x, mode="async", record="all")
+    assert set(sync.spikes) == set(win.spikes) == set(graph.order())
+    inp = graph.input_node()
+    xs = np.broadcast_to(x, (graph.T,) + x.shape) if x.ndim == len(graph.op(inp).shape) + 1 else x
+    np.testing.assert_array_equal(sync.spikes[inp], xs)
+    for n in graph.order():
+        assert sync.spikes[n].shape == (graph.T, len(x)) + graph.op(n).shape, n
+        np.testing.assert_array_equal(sync.spikes[n], win.spikes[n], err_msg=n)
+
+
 @pytest.mark.parametrize("case", ["meta-sdsa3", "e-spikeformer", "spikformer"])
 def test_free_equals_windowed_when_order_is_irrelevant(case):
     """With one input slice per window every node sees its whole window at once: the greedy

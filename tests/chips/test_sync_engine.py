@@ -97,7 +97,7 @@ def test_counts_split_over_cores_sum_to_node_totals():
     assert res.totals()["noc_messages"] > 0 and res.totals()["noc_hops"] >= res.totals()["noc_messages"]
 
 
-def test_sfa_steps_expand_to_D_ticks():
+def test_sfa_steps_expand_to_d_ticks():
     graph, x = _case("e-spikeformer", n=1)
     res = simulate(graph, CHIP, x)
     D = max(op.D for op in graph.nodes.values() if isinstance(op, G.Neurons))
@@ -173,3 +173,20 @@ def test_event_stream_input_waits_for_real_time_frames():
     assert fast.counts[first]["mac"] == 0 and fast.counts[first]["ac"] > 0
     np.testing.assert_array_equal(fast.logits, timed.logits)
     assert timed.latency_s[0] > 2 * window > fast.latency_s[0]
+
+
+@pytest.mark.parametrize("labels, match", [
+    ([0], r"one label per input \(4\)"),                  # once broadcast to every input
+    ([0, 1, 0, 1, 0], r"one label per input \(4\)"),      # once failed only at .accuracy
+    ([0, 1, 0, 99], "outside the model's classes"),
+    ([0, 1, 0, -1], "outside the model's classes"),
+    ([0.5, 1, 0, 1], "integer class indices"),
+])
+def test_labels_that_do_not_fit_are_rejected_before_running(labels, match):
+    m = small_model("meta-sdsa3")
+    x = inputs_for(m, 4)
+    g = lower(m, x)
+    with pytest.raises(ValueError, match=match):
+        simulate(g, "tianjic-x16", x, labels=np.asarray(labels))
+    with pytest.raises(ValueError, match="batch is empty"):
+        simulate(g, "tianjic-x16", x[:0])

@@ -33,14 +33,14 @@ def _result(node_counts: dict, core_split: dict, latency, n=None) -> RunResult:
 
 counts_st = st.dictionaries(st.sampled_from(list(CATEGORIES)), st.integers(0, 10 ** 12),
                             min_size=1)
-cost_st = st.floats(0, 1e4, allow_nan=False, allow_infinity=False)
+cost_st = st.floats(0, 1e4, allow_nan=False, allow_infinity=False, allow_subnormal=False)
 
 
 @settings(max_examples=150, deadline=None)
 @given(nodes=st.lists(st.tuples(counts_st, st.integers(0, 5)), min_size=1, max_size=8),
        costs=st.fixed_dictionaries({a: cost_st for a in ACTIONS if a != "static_power_w"}),
-       power=st.floats(0, 10, allow_nan=False),
-       latency=st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=5))
+       power=st.floats(0, 10, allow_nan=False, allow_subnormal=False),
+       latency=st.lists(st.floats(0, 1, allow_nan=False, allow_subnormal=False), min_size=1, max_size=5))
 def test_breakdowns_sum_exactly_to_the_total(nodes, costs, power, latency):
     import dataclasses
     table = dataclasses.replace(BASE, **costs, static_power_w=power)
@@ -64,6 +64,19 @@ def test_breakdowns_sum_exactly_to_the_total(nodes, costs, power, latency):
                  for c in node_counts.values() for k, v in c.items() if k in COSTS), Fraction(0))
     exact += Fraction(power) * sum(Fraction(t) for t in latency)
     assert abs(Fraction(e["total_j"]) - exact) <= 2 * Fraction(e["grid_j"])
+
+
+@pytest.mark.parametrize("power", [2.2e-308, 5e-324, 1e-300])
+def test_tiny_static_power_still_sums_within_the_grid(power):
+    """Regression: a subnormal total once made the grid step 0 (floats cannot hold it)."""
+    import dataclasses
+    zero = {a: 0.0 for a in ACTIONS if a != "static_power_w"}
+    table = dataclasses.replace(BASE, **zero, static_power_w=power)
+    e = energy_breakdown(_result({"n0": {"ac": 5}}, {"n0": 0}, [0.3]), table)
+    assert e["grid_j"] > 0
+    exact = Fraction(power) * Fraction(0.3)
+    assert abs(Fraction(e["total_j"]) - exact) <= 2 * Fraction(e["grid_j"])
+    assert e["dynamic_j"] + e["static_j"] == e["total_j"]
 
 
 def test_cost_table_covers_every_count_category_explicitly():

@@ -53,7 +53,8 @@ def test_lowered_zoo_graph_round_trip(tmp_path):
 
 def test_save_is_deterministic(tmp_path):
     g = conv_net(np.random.default_rng(0))
-    g.save(tmp_path / "a"); g.save(tmp_path / "b")
+    g.save(tmp_path / "a")
+    g.save(tmp_path / "b")
     assert (tmp_path / "a/graph.json").read_bytes() == (tmp_path / "b/graph.json").read_bytes()
 
 

@@ -4,7 +4,6 @@ import pytest
 import torch
 from torch import nn
 
-import models
 from models import layers as L
 from neurosim.ir import graph as G
 from neurosim.reference import interp
@@ -55,7 +54,7 @@ def test_quantized_graph_tracks_float_model(case):
     assert corr[16] >= corr[8] - 0.02, corr
 
 
-def test_sfa_counts_are_bursts_of_at_most_D():
+def test_sfa_counts_are_bursts_of_at_most_d():
     model = small_model("e-spikeformer")
     x = inputs_for(model, 8)
     graph = lower(model, x)
@@ -71,8 +70,10 @@ def test_repconv_fusion_is_exact_in_float64():
     torch.manual_seed(0)
     m = L.RepConvBN(6, 5)
     for bn in (m.bn_pad.bn, m.bn1, m.bn2):
-        bn.running_mean.uniform_(-1, 1); bn.running_var.uniform_(0.5, 2)
-        bn.weight.data.uniform_(-2, 2); bn.bias.data.uniform_(-1, 1)
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.data.uniform_(-2, 2)
+        bn.bias.data.uniform_(-1, 1)
     m = m.double().eval()
     x = torch.rand(2, 3, 6, 7, 7, dtype=torch.float64)
     K, b = repconv_fused(m)

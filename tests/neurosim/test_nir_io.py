@@ -15,8 +15,8 @@ from models import neurons as N
 from neurosim.ir import graph as G
 from neurosim.reference import interp
 from neurosim.frontends.lower import _quant_weight, lower
-from neurosim.frontends.nir import (NIRExportError, NIRImportError, _dense, from_nir, nir_difference,
-                             quant_weight, read_nir, to_nir, write_nir)
+from neurosim.frontends.nir import (NIR_MIN, NIRExportError, NIRImportError, _dense, from_nir,
+                                   nir_difference, quant_weight, read_nir, to_nir, write_nir)
 from tests.zoo_cases import perturb
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "nir"
@@ -478,3 +478,42 @@ def test_read_nir_errors_name_the_file(tmp_path):
     junk.write_bytes(b"not an hdf5 file")
     with pytest.raises(NIRImportError, match="junk.nir"):
         read_nir(junk, 1)
+
+
+# ----------------------------------------------------------------------------- nir version
+def _read_106(filename):   # nir <= 1.0.6: nir.read has no type_check
+    raise AssertionError("an old nir must be refused before it is used")
+
+
+@dataclasses.dataclass(eq=False)
+class _LIF104:             # nir <= 1.0.5: LIF has no v_reset
+    tau: np.ndarray
+    r: np.ndarray
+    v_leak: np.ndarray
+    v_threshold: np.ndarray
+
+
+@dataclasses.dataclass(eq=False)
+class _Input104:           # nir 1.0.4: Input (and Output, Conv2d, Linear, Scale, ...) has no metadata
+    input_type: dict
+
+
+@pytest.mark.parametrize("attr, old", [("read", _read_106), ("LIF", _LIF104), ("Input", _Input104)])
+def test_too_old_nir_is_refused_with_the_version_needed(tmp_path, monkeypatch, attr, old):
+    """nir 1.0.4 (sinabs pins it) crashed inside export and import (``Input(metadata=...)``,
+    ``LIF.v_reset``); every entry point now names the nir version needed instead."""
+    g = random_graph(0)
+    path = write_nir(g, tmp_path / "g.nir")
+    ng = to_nir(g)
+    monkeypatch.setattr(nir, attr, old)
+    for call in (lambda: to_nir(g), lambda: write_nir(g, tmp_path / "h.nir"),
+                 lambda: from_nir(ng, g.T), lambda: read_nir(path, g.T)):
+        with pytest.raises(ImportError, match=rf"nir>={NIR_MIN}.*lacks"):
+            call()
+
+
+def test_nir_lower_bound_matches_pyproject():
+    import tomllib
+    root = Path(__file__).resolve().parents[2]
+    deps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert f"nir>={NIR_MIN}" in [d.replace(" ", "") for d in deps]

@@ -56,13 +56,13 @@ def test_event_acs_equal_paper_sops_when_fan_out_is_uniform():
     g = lower(m, x)
     res = simulate(g, "tianjic-x16", x)
     p = paper_estimate(m, x, graph=g)
-    spiking = [l for l in p.layers if not l.is_mac]
-    assert [l.name for l in spiking] == ["conv1", "conv2", "fc"]
-    for l in spiking:
-        ev = res.counts[l.name]["ac"]
+    spiking = [lay for lay in p.layers if not lay.is_mac]
+    assert [lay.name for lay in spiking] == ["conv1", "conv2", "fc"]
+    for lay in spiking:
+        ev = res.counts[lay.name]["ac"]
         assert ev > 0
-        assert l.quantized["ops_total"] == Fraction(ev), l.name      # exact, not approximate
-        assert l.quantized["exact_event_ops_total"] == ev
+        assert lay.quantized["ops_total"] == Fraction(ev), lay.name      # exact, not approximate
+        assert lay.quantized["exact_event_ops_total"] == ev
     cmp = compare_paper_event(p, res, g)
     for row in cmp.rows:
         assert row["d_border_stride"] == 0 or row["op_type"] == "MAC"
@@ -125,7 +125,7 @@ def test_unfused_repconv_counts_three_stages_named_like_the_graph(meta):
     g = lower(m, x, repconv="unfused")
     p = paper_estimate(m, x, graph=g)
     assert p.repconv == "unfused"
-    names = [l.name for l in p.layers]
+    names = [lay.name for lay in p.layers]
     stages = [n for n in names if n.startswith("blocks3.0.attn.q_conv")]
     assert stages == ["blocks3.0.attn.q_conv.pw1", "blocks3.0.attn.q_conv.dw",
                       "blocks3.0.attn.q_conv.pw2"]
@@ -142,7 +142,7 @@ def test_sfa_rates_count_bursts():
     g = lower(m, x)
     p = paper_estimate(m, x, graph=g)
     assert p.D == 4 and p.T == 1
-    assert any(l.rates.get("x", 0) > 1 for l in p.layers)       # bursts of up to D spikes
+    assert any(lay.rates.get("x", 0) > 1 for lay in p.layers)       # bursts of up to D spikes
     res = simulate(g, "tianjic-x16", x)
     for r in compare_paper_event(p, res, g).rows:
         assert r["paper"] + sum(r[k] for k in DELTAS) == pytest.approx(r["event"], rel=1e-12)
@@ -208,23 +208,23 @@ def test_golden_paper_energy_of_the_shipped_meta_spikeformer(golden):
     x, _, _ = load_for_model(model, "digits", "test", n=16)
     p = paper_estimate(model, x)
     assert p.T == 4 and p.repconv == "fused" and p.first_layer == "down1a.conv"
-    assert {l.name: l.flops for l in p.layers} == HAND_FLOPS
-    assert {l.name for l in p.layers if l.is_mac} == GRADED
+    assert {lay.name: lay.flops for lay in p.layers} == HAND_FLOPS
+    assert {lay.name for lay in p.layers if lay.is_mac} == GRADED
     T, e_ac, e_mac = 4, 0.9e-12, 4.6e-12
     hand = e_mac * HAND_FLOPS["down1a.conv"]                       # first layer, once
     hand += sum(e_mac * T * HAND_FLOPS[n] for n in GRADED - {"down1a.conv"})
-    for l in p.layers:                                             # recorded rates x T x FLOPs
-        if l.is_mac:
+    for lay in p.layers:                                             # recorded rates x T x FLOPs
+        if lay.is_mac:
             continue
-        if l.kind == "spike_matmul":
-            r = l.rates
-            sops = (r["k"] * r["v"] + r["q"]) * T * HAND_FLOPS[l.name] / 2
+        if lay.kind == "spike_matmul":
+            r = lay.rates
+            sops = (r["k"] * r["v"] + r["q"]) * T * HAND_FLOPS[lay.name] / 2
         else:
-            sops = l.rates["x"] * T * HAND_FLOPS[l.name]
+            sops = lay.rates["x"] * T * HAND_FLOPS[lay.name]
         hand += e_ac * sops
     assert p.energy_j == pytest.approx(hand, rel=1e-9)
     golden.check_text("paper_meta_spikeformer_tiny_16.json", json.dumps(
         {"energy_per_inference_j": p.energy_j, "sops_per_inference": p.sops,
          "macs_per_inference": p.macs,
-         "rates": {l.name: l.rates for l in p.layers}}, indent=1, sort_keys=True) + "\n")
+         "rates": {lay.name: lay.rates for lay in p.layers}}, indent=1, sort_keys=True) + "\n")
     assert math.isfinite(p.energy_j) and p.energy_j > 0

@@ -8,8 +8,8 @@ from workloads.dvs import DVSConfig, DVSEmulator, frames_to_events
 from workloads.events import EVENT_DTYPE, validate_events
 
 EPS = 1e-3
-unit = st.floats(0.0, 1.0, allow_nan=False, width=64)
-thresholds = st.floats(0.05, 1.0)
+unit = st.floats(0.0, 1.0, allow_nan=False, width=64, allow_subnormal=False)
+thresholds = st.floats(0.05, 1.0, allow_subnormal=False)
 
 
 def level(base: float, log_change: float) -> float:
@@ -43,7 +43,7 @@ def test_static_scene_without_noise_emits_nothing(n_frames, h, w, value, th, ref
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.integers(1, 8), st.floats(0.0, 0.2), thresholds, st.integers(2, 4), st.integers(1, 3),
+@given(st.integers(1, 8), st.floats(0.0, 0.2, allow_subnormal=False), thresholds, st.integers(2, 4), st.integers(1, 3),
        st.integers(100, 100_000))
 def test_brightness_step_of_n_thresholds_gives_n_on_events(n, base, th, h, w, dt):
     top = level(base, (n + 0.5) * th)
@@ -60,7 +60,7 @@ def test_brightness_step_of_n_thresholds_gives_n_on_events(n, base, th, h, w, dt
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 6), st.floats(0.01, 0.2), thresholds)
+@given(st.integers(1, 6), st.floats(0.01, 0.2, allow_subnormal=False), thresholds)
 def test_up_then_down_is_polarity_balanced(n, base, th):
     top = level(base, (n + 0.5) * th)
     bottom = level(base, -0.25 * th)
@@ -73,7 +73,7 @@ def test_up_then_down_is_polarity_balanced(n, base, th):
 
 
 @settings(max_examples=60, deadline=None)
-@given(clips(), thresholds, st.floats(1.0, 3.0))
+@given(clips(), thresholds, st.floats(1.0, 3.0, allow_subnormal=False))
 def test_event_count_monotone_in_threshold_for_monotone_scenes(clip, th, factor):
     frames, t = clip
     frames = np.sort(frames, axis=0)  # each pixel brightens monotonically
@@ -124,7 +124,7 @@ def test_refractory_spacing_and_fewer_events(clip, th, refractory):
 
 
 @settings(max_examples=60, deadline=None)
-@given(clips(), thresholds, thresholds, st.floats(0, 200), st.integers(0, 3))
+@given(clips(), thresholds, thresholds, st.floats(0, 200, allow_subnormal=False), st.integers(0, 3))
 def test_output_is_valid_sorted_and_deterministic(clip, th_on, th_off, rate, seed):
     frames, t = clip
     cfg = DVSConfig(pos_threshold=th_on, neg_threshold=th_off, shot_noise_rate_hz=rate,

@@ -1,0 +1,211 @@
+"""Layers of a graph and what their parts need: ``Part``, ``Layer``, ``_build_layers`` (grouping
+graph nodes into layers) and ``_Needs`` (resources of a channel range of a layer on a chip).
+
+Layers
+    Nodes are grouped into *layers*, the unit a core implements (synapses -> dendrite -> soma):
+
+    * every ``Conv`` / ``Linear`` starts a layer (its weights);
+    * a ``Neurons`` node fed directly by a reduction (Conv, Linear, SpikeMatmul, TokenSum,
+      TokenMean) joins that reduction's layer: the dendrite integrates straight into the soma;
+      any other ``Neurons`` node starts a *soma-only* layer (identity synapses: 1 weight per
+      channel, fan-in 1);
+    * nodes without weights or neurons (Add, Mask, Pool, TokenMean, Readout, SpikeMatmul,
+      TokenSum) join the layer of their producer on the aligned port (port 0; SpikeMatmul port
+      2 = v, whose channel c' is output channel c'; TokenSum its last port) when the channel
+      counts agree, so they run on the core holding the same channels. Otherwise they form a
+      layer of their own; one that needs no memory takes no core and sits on its producer's
+      (or, after the Input, its consumer's) first core.
+    * the ``Input`` is off-chip: its events enter at the destination cores (0 hops).
+
+Resources of one part (output channels [c0, c1) of a layer) on one core
+    * neurons: ``(c1 - c0) * H * W`` per Neurons node, plus the same for a reduction whose
+      output is not consumed only by Neurons of its own layer (a graded-output accumulator);
+    * weights (weight sharing, as Speck does): a conv core stores only the kernel slice of its
+      output channels, ``(c1 - c0) * C_in/groups * k * k`` weights (``C_in`` when the chip has
+      no compact grouped kernels); a linear core ``(c1 - c0) * prod(in_shape)``; weights of
+      ``core.weight_bits`` each;
+    * state: every neuron / accumulator holds ``core.state_bits``; a SpikeMatmul also stores
+      its product: order q(kv) keeps the KV columns of its channels, ``d * (c1 - c0)`` entries
+      (d = C / heads), order (qk)v the ``N x N`` QK matrix of every head it touches;
+    * ``dynapcnn`` memory (Speck, sinabs ``DynapcnnLayer.memory_summary``): kernel entries
+      ``c_in * 2^(ceil(log2(kx*ky)) + ceil(log2 c_out))``, neuron entries
+      ``c_out * 2^(ceil(log2 h_out) + ceil(log2 w_out))``, bias entries ``c_out``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from chips.spec import ChipSpec
+from neurosim.ir import graph as G
+
+REDUCTIONS = (G.Conv, G.Linear, G.SpikeMatmul, G.TokenSum, G.TokenMean)
+ALIGN_PORT = {G.SpikeMatmul: 2, G.TokenSum: -1}
+FLAT_RESOURCES = ("neurons", "weight_bytes", "state_bytes")
+DYNAPCNN_RESOURCES = ("kernel_entries", "neuron_entries", "bias_entries")
+
+
+class Part(NamedTuple):
+    """Output channels [c0, c1) of a node, on core ``core`` (unpacks as (core, c0, c1))."""
+
+    core: int
+    c0: int
+    c1: int
+
+    @property
+    def channels(self) -> int:
+        return self.c1 - self.c0
+
+
+@dataclass
+class Layer:
+    """Nodes sharing one channel split and one set of cores. ``needs[i]``: resources of
+    ``parts[i]`` by resource name; ``by_node[i]``: the same per node."""
+
+    name: str
+    nodes: list[str]
+    channels: int
+    fan_in: int
+    parts: list[Part] = field(default_factory=list)
+    needs: list[dict] = field(default_factory=list)
+    by_node: list[dict] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        """True when the layer needs memory (and so cores of its own)."""
+        return any(v for n in self.needs for v in n.values())
+
+    @property
+    def cores(self) -> list[int]:
+        return [p.core for p in self.parts]
+
+
+def _clog2(n: int) -> int:
+    """ceil(log2 n) for n >= 1."""
+    return int(n - 1).bit_length() if n > 1 else 0
+
+
+def _hw(shape: tuple) -> tuple[int, int]:
+    return (shape[1], shape[2]) if len(shape) == 3 else (1, 1)
+
+
+def _build_layers(graph: G.Graph) -> tuple[dict[str, Layer], dict[str, str], dict[str, str]]:
+    """Group nodes into layers. Returns (layers by name, layer of each node, align producer of
+    each layer that does not start with a Conv/Linear)."""
+    layers: dict[str, Layer] = {}
+    layer_of: dict[str, str] = {}
+    anchor: dict[str, str] = {}
+    for n in graph.order():
+        op = graph.op(n)
+        if isinstance(op, G.Input):
+            continue
+        ins = graph.inputs(n)
+        join = None
+        if isinstance(op, G.Neurons):
+            src = ins[0]
+            if isinstance(graph.op(src), REDUCTIONS) and src in layer_of:
+                join = layer_of[src]
+        elif not isinstance(op, (G.Conv, G.Linear)):
+            src = ins[ALIGN_PORT.get(type(op), 0)]
+            if src in layer_of and graph.op(src).channels == op.channels:
+                join = layer_of[src]
+        if join is None:
+            layers[n] = Layer(n, [n], op.channels, 0)
+            layer_of[n] = n
+            if ins:
+                anchor[n] = ins[ALIGN_PORT.get(type(op), 0)]
+        else:
+            layers[join].nodes.append(n)
+            layer_of[n] = join
+    return layers, layer_of, anchor
+
+
+class _Needs:
+    """Resource needs of layer parts on a given chip (pure functions of the channel range)."""
+
+    def __init__(self, graph: G.Graph, chip: ChipSpec, layer_of: dict[str, str]):
+        self.graph, self.chip, self.layer_of = graph, chip, layer_of
+        self.flat = chip.core.memory_model == "flat"
+        self.wbits, self.sbits = chip.core.weight_bits, chip.core.state_bits
+
+    def _cin(self, op) -> int:
+        """Input channels per output channel as stored (compact or dense grouped kernels)."""
+        cin = op.in_shape[0]
+        return cin // op.groups if self.chip.features.grouped_conv else cin
+
+    def accumulates(self, n: str) -> bool:
+        """A reduction keeps graded-output accumulators unless Neurons of its own layer
+        consume all its output."""
+        cons = self.graph.consumers(n)
+        return not cons or not all(isinstance(self.graph.op(v), G.Neurons)
+                                   and self.layer_of[v] == self.layer_of[n] for v in cons)
+
+    def fan_in(self, L: Layer) -> int:
+        f = 0
+        for n in L.nodes:
+            op = self.graph.op(n)
+            if isinstance(op, G.Conv):
+                f = max(f, self._cin(op) * op.kernel ** 2)
+            elif isinstance(op, G.Linear):
+                f = max(f, int(np.prod(op.in_shape)))
+            elif isinstance(op, G.SpikeMatmul):
+                H, W = _hw(op.shape)
+                f = max(f, op.channels // op.heads if op.order == "q(kv)" else H * W)
+            elif isinstance(op, (G.TokenSum, G.TokenMean)):
+                src = self.graph.op(self.graph.inputs(n)[0])
+                f = max(f, int(np.prod(src.shape[1:])) if len(src.shape) > 1 else 1)
+        if f == 0 and isinstance(self.graph.op(L.name), G.Neurons):
+            f = 1      # soma-only layer: identity synapses
+        return f
+
+    def node(self, L: Layer, n: str, c0: int, c1: int) -> dict[str, int]:
+        """Resources of node ``n`` for output channels [c0, c1)."""
+        op, k = self.graph.op(n), c1 - c0
+        H, W = _hw(op.shape)
+        neurons = 0         # neuron / accumulator slots (state words)
+        extra_state = 0     # product storage (state words)
+        weights = 0         # weights as stored
+        kernel = 0          # dynapcnn kernel entries
+        bias = 0
+        if isinstance(op, G.Neurons):
+            neurons = k * H * W
+            if n == L.name:   # soma-only layer: identity synapses
+                weights = k
+                kernel = k * 2 ** _clog2(k)
+        elif isinstance(op, REDUCTIONS):
+            if self.accumulates(n):
+                neurons = k * H * W
+            if isinstance(op, G.Conv):
+                cin = self._cin(op)
+                weights = k * cin * op.kernel ** 2
+                kernel = cin * 2 ** (_clog2(op.kernel ** 2) + _clog2(k))
+                bias = k if np.any(op.bias[c0:c1] != 0) else 0
+            elif isinstance(op, G.Linear):
+                cin = op.in_shape[0]
+                kk = int(np.prod(op.in_shape[1:])) if len(op.in_shape) > 1 else 1
+                weights = k * int(np.prod(op.in_shape))
+                kernel = cin * 2 ** (_clog2(kk) + _clog2(k))
+                bias = k if np.any(op.bias[c0:c1] != 0) else 0
+            elif isinstance(op, G.SpikeMatmul):
+                d = op.channels // op.heads
+                if op.order == "q(kv)":
+                    extra_state = d * k
+                else:
+                    heads = (c1 - 1) // d - c0 // d + 1      # heads touched by [c0, c1)
+                    extra_state = heads * (H * W) ** 2
+        if self.flat:
+            return {"neurons": neurons,
+                    "weight_bytes": -(-weights * self.wbits // 8),
+                    "state_bytes": -(-(neurons + extra_state) * self.sbits // 8)}
+        populations = neurons // (k * H * W)     # neuron / accumulator maps of this node
+        neuron_entries = populations * k * 2 ** (_clog2(H) + _clog2(W)) + extra_state
+        return {"kernel_entries": kernel, "neuron_entries": neuron_entries,
+                "bias_entries": bias}
+
+    def part(self, L: Layer, c0: int, c1: int) -> tuple[dict[str, int], dict[str, dict]]:
+        per_node = {n: self.node(L, n, c0, c1) for n in L.nodes}
+        keys = FLAT_RESOURCES if self.flat else DYNAPCNN_RESOURCES
+        total = {k: sum(d[k] for d in per_node.values()) for k in keys}
+        return total, per_node

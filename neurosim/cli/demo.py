@@ -1,0 +1,209 @@
+"""``neurosim demo``: every shipped checkpoint on the scaled chips, a report per model, a
+summary with a plot, and why each model does not fit the real chips (what ``make demo`` runs).
+
+Models run in parallel worker processes (``--jobs``); a worker runs ``_demo_worker`` in this
+module, so the module imports nothing heavy at module level.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from neurosim.cli.common import (DEFAULT_CHIPS, REAL_CHIPS, UsageError, chip_list, emit,
+                                 fit_lines, fit_reports, progress_bar, run_inputs, split_size)
+
+
+def _demo_paths(args) -> dict:
+    """name -> checkpoint path: the *.safetensors in --checkpoints, else the shipped ones."""
+    import models
+    if args.checkpoints:
+        ckdir = Path(args.checkpoints)
+        paths = {p.stem: p for p in sorted(ckdir.glob("*.safetensors"))}
+        if not paths:
+            raise FileNotFoundError(f"no *.safetensors checkpoints in {ckdir}")
+    else:
+        paths = {n: models.shipped_checkpoint(n) for n in models.list_shipped()}
+        if not paths:
+            raise FileNotFoundError(f"no shipped checkpoints under "
+                                    f"{models.checkpoint.SHIPPED_DIR}; pass --checkpoints DIR")
+    return paths
+
+
+def _demo_plan(paths: dict, n: int, n_async: int) -> dict:
+    """Per checkpoint: its workload (from the training metadata) and how many inputs each run
+    uses, for the progress bar and the workers."""
+    import models
+    plan = {}
+    for name, path in paths.items():
+        model = models.load_checkpoint(path)
+        workload = getattr(model, "neurosim_training", {}).get("workload") or "digits"
+        k = min(n, split_size(model, workload))
+        plan[name] = {"path": str(path), "workload": workload, "n": k,
+                      "n_async": min(k, n_async)}
+    return plan
+
+
+def _demo_model(name: str, item: dict, out: str, chips: list, real: list, tick=None,
+                threads: int | None = None) -> dict:
+    """One model of the demo (runs in a worker process when --jobs > 1): lower, compare on
+    ``chips``, paper mode, fit on ``real`` chips, report. Returns plain data for the summary."""
+    import numpy as np
+
+    import models
+    from neurosim.costing.paper import paper_estimate
+    from neurosim.frontends.lower import lower
+    from neurosim.report.markdown import write_report
+    from neurosim.run.compare import compare
+    from neurosim.run.inputs import load_for_model
+
+    if threads:
+        import numba
+        import torch
+        torch.set_num_threads(threads)
+        numba.set_num_threads(threads)
+    model = models.load_checkpoint(item["path"])
+    workload = item["workload"]
+    x, y, timing = run_inputs(model, workload, item["n"])
+    x_cal, _, _ = load_for_model(model, workload, "train", n=64)
+    if x_cal.ndim == 5:
+        x_cal = np.moveaxis(x_cal, 1, 0)
+    graph = lower(model, x_cal)
+    limits = {"async-windowed": item["n_async"], "async-free": item["n_async"]}
+    cmp = compare(graph, chips, x, y, limits=limits, on_chunk=tick, **timing)
+    paper = paper_estimate(model, x, graph=graph)
+    reports = fit_reports(graph, real)
+    d = write_report(Path(out) / name, cmp, graph=graph, model_name=name, workload=workload,
+                     chips=chips, paper=paper, mapping_reports=reports,
+                     extra={"command": "demo"})
+    return {"name": name, "workload": workload, "dir": str(d), "rows": cmp.table(),
+            "paper_j": paper.energy_j, "fit": {c: m.to_dict() for c, m in reports.items()}}
+
+
+def _demo_worker(args_tuple):
+    name, item, out, chips, real, queue = args_tuple
+    return _demo_model(name, item, out, chips, real, tick=queue.put, threads=1)
+
+
+def _run_parallel(plan: dict, out: Path, chips: list, real: list, jobs: int, bar) -> dict:
+    """Each model in a spawned worker process (largest first); progress comes back through a
+    managed queue."""
+    import multiprocessing as mp
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    results = {}
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        queue = manager.Queue()
+        order = sorted(plan, key=lambda k: -(plan[k]["n"] + 2 * plan[k]["n_async"]))
+        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+            futs = {pool.submit(_demo_worker, (k, plan[k], str(out), chips, real,
+                                               queue)): k for k in order}
+            pending = set(futs)
+            while pending:
+                done = {f for f in pending if f.done()}
+                for f in done:
+                    results[futs[f]] = f.result()
+                pending -= done
+                while not queue.empty():
+                    bar.update(queue.get())
+                time.sleep(0.1)
+    return results
+
+
+def _run_all(args, plan: dict, out: Path, chips: list, real: list, jobs: int) -> dict:
+    total = sum(it["n"] + 2 * it["n_async"] for it in plan.values())
+    with progress_bar(args, total, f"demo: {len(plan)} models, {jobs} job(s)") as bar:
+        if jobs > 1:
+            return _run_parallel(plan, out, chips, real, jobs, bar)
+        return {name: _demo_model(name, plan[name], str(out), chips, real, tick=bar.update)
+                for name in plan}
+
+
+def _summary_rows(names: list, results: dict) -> tuple[list[dict], list[dict]]:
+    """The summary table (one row per model and run) and the energy-vs-accuracy points."""
+    from neurosim.ir.units import fmt_energy, fmt_time
+    summary, points = [], []
+    for name in names:
+        res = results[name]
+        for r in res["rows"]:
+            run = f"{r['chip']}/{r['mode']}"
+            summary.append({"model": name, "workload": res["workload"], "run": run,
+                            "n": r["n"], "accuracy": round(r["accuracy"], 3),
+                            "agreement": round(r["agreement"], 3),
+                            "energy/inf": fmt_energy(r["energy_per_inference_j"]),
+                            "latency/inf": fmt_time(r["latency_per_inference_s"]),
+                            "paper-mode energy/inf": fmt_energy(res["paper_j"])})
+            points.append({"model": name, "run": run, "energy_j": r["energy_per_inference_j"],
+                           "accuracy": r["accuracy"]})
+    return summary, points
+
+
+def _md_summary(rows: list[dict]) -> str:
+    cols = list(rows[0]) if rows else []
+    out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    out += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _summary_md(args, names: list, results: dict, summary: list, chips: list, plot: Path,
+                wl: str) -> str:
+    """runs/demo/summary.md: the table, the plot, the fit on the real chips, the reports."""
+    from neurosim.report.markdown import summarise_violations
+    md = [f"# neurosim demo: {len(names)} models on {wl} ({args.n} test inputs on the sync "
+          f"chip, the first {min(args.n, args.n_async)} in each async mode)", "",
+          "Each model is lowered to the event-level graph, simulated on the scaled chips "
+          f"({', '.join(chips)}; the async chip in windowed and free-running modes) and priced "
+          "with the chips' energy tables; the paper-mode column is the seed papers' convention "
+          "(45 nm fp32 E_AC / E_MAC on SOPs).", "",
+          _md_summary(summary), "", f"![energy vs accuracy]({plot.name})", "",
+          "## Fit on the real chips", ""]
+    for n in names:
+        for chip, m in results[n]["fit"].items():
+            if not m["violations"]:
+                md.append(f"- {n} fits {chip}")
+                continue
+            md.append(f"- **{n}** does not fit **{chip}** ({len(m['violations'])} violations):")
+            md += [f"  - {line}" for line in summarise_violations(m, limit=1)]
+    md += ["", "## Reports", ""] + [f"- [{n}]({n}/report.md)" for n in names] + [""]
+    return "\n".join(md)
+
+
+def cmd_demo(args) -> int:
+    import os
+    import time
+
+    from neurosim.ir.units import format_table
+    from neurosim.report.plots import energy_vs_accuracy
+
+    paths = _demo_paths(args)
+    if args.n < 1 or args.n_async < 1:
+        raise UsageError(f"--n and --n-async must be at least 1, got {args.n}, {args.n_async}")
+    chips, real = chip_list(DEFAULT_CHIPS), chip_list(REAL_CHIPS)
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    plan = _demo_plan(paths, args.n, args.n_async)
+    names = list(plan)
+    jobs = max(1, min(args.jobs or (os.cpu_count() or 1), len(names)))
+    results = _run_all(args, plan, out, chips, real, jobs)
+    summary, points = _summary_rows(names, results)
+    plot = energy_vs_accuracy(points, out / "energy_vs_accuracy.png",
+                              title=f"energy vs accuracy (sync: {args.n} test inputs, "
+                                    f"async: the first {min(args.n, args.n_async)})")
+    wl = ", ".join(sorted({results[n]["workload"] for n in names}))
+    (out / "summary.md").write_text(_summary_md(args, names, results, summary, chips, plot, wl))
+    wall = time.perf_counter() - t0
+    payload = {"n": args.n, "n_async": args.n_async, "rows": summary,
+               "report_dirs": {n: results[n]["dir"] for n in names},
+               "summary": str(out / "summary.md"), "wall_s": wall, "jobs": jobs,
+               "fit": {n: {c: [v["message"] for v in m["violations"]]
+                           for c, m in results[n]["fit"].items()} for n in names}}
+    lines = [f"neurosim demo: {len(names)} models on {wl}, {args.n} test inputs on the sync "
+             f"chip, the first {min(args.n, args.n_async)} in each async mode; chips "
+             f"{', '.join(chips)}", "", format_table(summary), "",
+             "why the models do not fit the real chips:"]
+    lines += [line for n in names for line in fit_lines(n, results[n]["fit"])]
+    lines += ["", "reports: " + ", ".join(f"{results[n]['dir']}/report.md" for n in names),
+              f"summary: {out / 'summary.md'} (plot {plot})",
+              f"done in {wall:.0f} s ({jobs} parallel job(s))"]
+    emit(args, payload, lines)
+    return 0
