@@ -220,6 +220,22 @@ def load_graph(directory: str | Path) -> Graph:
     for p in (jpath, apath):
         if not p.is_file():
             raise FileNotFoundError(f"graph file missing: {p}")
+    doc = _read_doc(jpath)
+    ops = _read_ops(jpath, apath, doc["nodes"])
+    inputs = _read_edges(jpath, doc["edges"], ops, doc["format"])
+    g = _assemble(jpath, doc["meta"], ops, inputs)
+    for i, e in enumerate(doc["edges"]):
+        if e.get("kind") != g.edge(e["src"], e["dst"])["kind"]:
+            raise _doc_error(jpath, f"edges[{i}]", f"kind {e.get('kind')!r} but {e['src']!r} "
+                             f"carries {g.out_kind(e['src'])!r}")
+    try:
+        return g.validate()
+    except GraphError as e:
+        raise GraphError(f"{jpath}: {e}") from None
+
+
+def _read_doc(jpath: Path) -> dict:
+    """graph.json's top level: format, meta, nodes, edges (checked for type)."""
     try:
         doc = json.loads(jpath.read_bytes().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -230,21 +246,24 @@ def load_graph(directory: str | Path) -> Graph:
     meta = doc.get("meta", {})
     if not isinstance(meta, dict):
         raise _doc_error(jpath, "meta", f"expected an object, got {type(meta).__name__}")
-    nodes = _need(jpath, doc, "nodes", list, "document")
-    edges = _need(jpath, doc, "edges", list, "document")
-    ops: dict[str, Node] = {}
+    return {"format": fmt, "meta": meta, "nodes": _need(jpath, doc, "nodes", list, "document"),
+            "edges": _need(jpath, doc, "edges", list, "document")}
+
+
+def _read_ops(jpath: Path, apath: Path, nodes: list) -> dict[str, Node]:
+    """Each node entry -> its op (arrays from ``apath``), in file order; names are unique."""
     try:
         arrs = np.load(apath, allow_pickle=False)
     except Exception as e:            # zip / npy format errors come in many types
         raise GraphError(f"{apath}: not a readable .npz archive ({type(e).__name__}: {e})") from None
+    ops: dict[str, Node] = {}
     with arrs:
         files = set(arrs.files)
         for i, nd in enumerate(nodes):
-            where = f"nodes[{i}]"
-            params = _need(jpath, nd, "params", dict, where)
+            params = _need(jpath, nd, "params", dict, f"nodes[{i}]")
             name = params.get("name")
             if not isinstance(name, str):
-                raise _doc_error(jpath, f"{where}.params.name", "missing or not a string")
+                raise _doc_error(jpath, f"nodes[{i}].params.name", "missing or not a string")
             where = f"node {name!r}"
             typ = NODE_TYPES.get(_need(jpath, nd, "type", str, where))
             if typ is None:
@@ -267,6 +286,13 @@ def load_graph(directory: str | Path) -> Graph:
                 raise GraphError(f"{jpath}: {e}") from None
             except (TypeError, ValueError) as e:
                 raise _doc_error(jpath, where, str(e)) from None
+    return ops
+
+
+def _read_edges(jpath: Path, edges: list, ops: dict, fmt: str) -> dict[str, dict[int, str]]:
+    """Edge entries -> {consumer: {port: producer}}; unknown nodes, keys and doubly fed ports
+    are errors."""
+    keys = {"src", "dst", "port", "kind"} | ({"delay"} if fmt in OLD_FORMATS else set())
     inputs: dict[str, dict[int, str]] = {n: {} for n in ops}
     for i, e in enumerate(edges):
         where = f"edges[{i}]"
@@ -277,13 +303,17 @@ def load_graph(directory: str | Path) -> Graph:
                 raise _doc_error(jpath, where, f"refers to unknown node {end!r}")
         if port in inputs[dst]:
             raise _doc_error(jpath, where, f"port {port} of {dst!r} is fed twice")
-        extra = set(e) - {"src", "dst", "port", "kind"} - ({"delay"} if fmt in OLD_FORMATS else set())
-        if extra:
-            raise _doc_error(jpath, where, f"unknown keys {sorted(extra)}")
+        if set(e) - keys:
+            raise _doc_error(jpath, where, f"unknown keys {sorted(set(e) - keys)}")
         inputs[dst][port] = src
+    return inputs
+
+
+def _assemble(jpath: Path, meta: dict, ops: dict, inputs: dict) -> Graph:
+    """Add the ops through ``Graph.add`` in dependency order, keeping the file's node order."""
     g = Graph(meta)
     pending = dict(ops)
-    while pending:                    # add in dependency order (file order among ready nodes)
+    while pending:
         ready = [n for n in pending if all(u in g.g for u in inputs[n].values())]
         if not ready:
             raise GraphError(f"{jpath}: the edges form a cycle through {sorted(pending)[:5]}")
@@ -296,15 +326,8 @@ def load_graph(directory: str | Path) -> Graph:
                 g.add(pending.pop(n), [ports[k] for k in range(len(ports))])
             except GraphError as e:
                 raise GraphError(f"{jpath}: {e}") from None
-    for i, e in enumerate(edges):
-        if e.get("kind") != g.edge(e["src"], e["dst"])["kind"]:
-            raise _doc_error(jpath, f"edges[{i}]", f"kind {e.get('kind')!r} but {e['src']!r} "
-                             f"carries {g.out_kind(e['src'])!r}")
-    order = {n: i for i, n in enumerate(ops)}       # keep the file's node order
-    g2 = Graph(meta)
-    g2.g.add_nodes_from(sorted(g.g.nodes(data=True), key=lambda nd: order[nd[0]]))
-    g2.g.add_edges_from(g.g.edges(data=True))
-    try:
-        return g2.validate()
-    except GraphError as e:
-        raise GraphError(f"{jpath}: {e}") from None
+    order = {n: i for i, n in enumerate(ops)}
+    out = Graph(meta)
+    out.g.add_nodes_from(sorted(g.g.nodes(data=True), key=lambda nd: order[nd[0]]))
+    out.g.add_edges_from(g.g.edges(data=True))
+    return out
