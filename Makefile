@@ -7,11 +7,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint install clean
 
-$(STAMP): pyproject.toml
+# sinabs and spikingjelly are test-only cross-checks whose declared requirements conflict with
+# ours (a nir pin, a CUDA torch): installed without their dependencies (see pyproject.toml).
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --no-deps sinabs==3.1.3 spikingjelly==2.0.0
 	touch $(STAMP)
 
 install: $(STAMP)

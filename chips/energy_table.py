@@ -18,10 +18,19 @@ from chips.toml_schema import (NUMBER, PLAIN, Ctx, SpecError, available, check_t
 from chips.toml_schema import spec_field as _q
 
 ENERGY_DIR = Path(__file__).resolve().parent / "energy"
+PROCESS_NM_RANGE = (1, 10_000)          # plausible process nodes, nm (spec_field ``range``)
 
 ACTIONS = ("ac_pj", "mac_pj", "weight_read_pj", "membrane_read_pj", "membrane_write_pj",
            "neuron_update_pj", "neuron_spike_pj", "spike_route_pj", "hop_pj",
-           "graded_transfer_pj", "graded_hop_pj", "static_power_w")
+           "graded_transfer_pj", "graded_hop_pj", "static_power_w", "neuron_access_pj",
+           "hop_ns_extra_pj")
+# Actions a table may leave out: absent, they cost 0 with this provenance (tables written
+# before the action existed price nothing for it; every shipped table keeps its meaning).
+OPTIONAL_ACTIONS = {
+    "neuron_access_pj": "default 0: this table charges neuron_update_pj per update and nothing "
+                        "for visiting idle neurons",
+    "hop_ns_extra_pj": "default 0: this table prices a hop the same in every direction",
+}
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,15 @@ class EnergyTable:
       injection and ejection; delivery inside the source core is part of the synaptic op);
       ``hop_pj``: one packet crossing one router hop.
     * ``graded_transfer_pj`` / ``graded_hop_pj``: the same for one multi-bit value.
-    * ``static_power_w``: power drawn for the whole duration of a run (W).
+    * ``static_power_w`` (optional, None when absent): a whole-chip static power (W) drawn for
+      the whole run that *replaces* the chip's static model (the chip file's ``[power]``:
+      per-core leakage, uncore, power gating) when this table prices a run; the 45 nm paper
+      convention sets 0 (it ignores static power). Chip tables leave it out.
+    * ``neuron_access_pj``: a clocked core visiting one mapped neuron in one tick, whether or
+      not it has work (Loihi: every compartment every time step); optional, default 0.
+    * ``hop_ns_extra_pj``: extra energy of a north-south (mesh y) hop over ``hop_pj``, so a
+      N-S hop costs ``hop_pj + hop_ns_extra_pj`` (Loihi: 3.0 pJ E-W, 4.0-4.2 pJ N-S);
+      optional, default 0.
     """
 
     name: str
@@ -60,14 +77,17 @@ class EnergyTable:
     hop_pj: float
     graded_transfer_pj: float
     graded_hop_pj: float
-    static_power_w: float
+    static_power_w: float | None = None
+    neuron_access_pj: float = 0.0
+    hop_ns_extra_pj: float = 0.0
     primitives: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict, compare=False)
     files: tuple = ()
 
     def costs(self) -> dict[str, float]:
-        """The per-action costs as a plain dict (names carry units)."""
-        return {k: getattr(self, k) for k in ACTIONS}
+        """The per-action costs as a plain dict (names carry units; ``static_power_w`` only
+        when the table sets it)."""
+        return {k: getattr(self, k) for k in ACTIONS if getattr(self, k) is not None}
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -79,45 +99,50 @@ class EnergyTable:
 class ActionsSection:
     """Schema of the ``[actions]`` table (and of a chip's ``[energy_overrides]``)."""
 
-    ac_pj: float = _q("float", "energy per accumulate, pJ")
-    mac_pj: float = _q("float", "energy per multiply-accumulate, pJ")
-    weight_read_pj: float = _q("float", "energy per weight read, pJ")
-    membrane_read_pj: float = _q("float", "energy per membrane read, pJ")
-    membrane_write_pj: float = _q("float", "energy per membrane write, pJ")
-    neuron_update_pj: float = _q("float", "energy per neuron update, pJ")
-    neuron_spike_pj: float = _q("float", "extra energy of a firing update, pJ")
-    spike_route_pj: float = _q("float", "energy per spike packet delivered, pJ")
-    hop_pj: float = _q("float", "energy per spike packet per hop, pJ")
-    graded_transfer_pj: float = _q("float", "energy per graded value delivered, pJ")
-    graded_hop_pj: float = _q("float", "energy per graded value per hop, pJ")
-    static_power_w: float = _q("float", "static power, W")
+    ac_pj: float = _q("float", "energy per accumulate, pJ", range=(0, 1e6))
+    mac_pj: float = _q("float", "energy per multiply-accumulate, pJ", range=(0, 1e6))
+    weight_read_pj: float = _q("float", "energy per weight read, pJ", range=(0, 1e6))
+    membrane_read_pj: float = _q("float", "energy per membrane read, pJ", range=(0, 1e6))
+    membrane_write_pj: float = _q("float", "energy per membrane write, pJ", range=(0, 1e6))
+    neuron_update_pj: float = _q("float", "energy per neuron update, pJ", range=(0, 1e6))
+    neuron_spike_pj: float = _q("float", "extra energy of a firing update, pJ", range=(0, 1e6))
+    spike_route_pj: float = _q("float", "energy per spike packet delivered, pJ", range=(0, 1e6))
+    hop_pj: float = _q("float", "energy per spike packet per hop, pJ", range=(0, 1e6))
+    graded_transfer_pj: float = _q("float", "energy per graded value delivered, pJ", range=(0, 1e6))
+    graded_hop_pj: float = _q("float", "energy per graded value per hop, pJ", range=(0, 1e6))
+    static_power_w: float | None = _q("float", "whole-chip static power replacing the chip's "
+                                      "static model, W (optional)", required=False, range=(0, 1e4))
+    neuron_access_pj: float | None = _q("float", "energy per mapped neuron per tick, pJ "
+                                        "(default 0)", required=False, range=(0, 1e6))
+    hop_ns_extra_pj: float | None = _q("float", "extra energy of a north-south hop over "
+                                       "hop_pj, pJ (default 0)", required=False, range=(0, 1e6))
 
 
 @dataclass(frozen=True)
 class PrimitivesSection:
     """Horowitz-style reference primitives (per operation, or per 64-bit memory access)."""
 
-    ac_int8_pj: float | None = _q("float", "int8 add, pJ", required=False)
-    ac_int32_pj: float | None = _q("float", "int32 add, pJ", required=False)
-    mult_int8_pj: float | None = _q("float", "int8 multiply, pJ", required=False)
-    mult_int32_pj: float | None = _q("float", "int32 multiply, pJ", required=False)
-    mac_int8_pj: float | None = _q("float", "int8 multiply-add, pJ", required=False)
-    ac_fp16_pj: float | None = _q("float", "fp16 add, pJ", required=False)
-    mult_fp16_pj: float | None = _q("float", "fp16 multiply, pJ", required=False)
-    mac_fp16_pj: float | None = _q("float", "fp16 multiply-add, pJ", required=False)
-    ac_fp32_pj: float | None = _q("float", "fp32 add, pJ", required=False)
-    mult_fp32_pj: float | None = _q("float", "fp32 multiply, pJ", required=False)
-    mac_fp32_pj: float | None = _q("float", "fp32 multiply-add, pJ", required=False)
+    ac_int8_pj: float | None = _q("float", "int8 add, pJ", required=False, range=(0, 1e6))
+    ac_int32_pj: float | None = _q("float", "int32 add, pJ", required=False, range=(0, 1e6))
+    mult_int8_pj: float | None = _q("float", "int8 multiply, pJ", required=False, range=(0, 1e6))
+    mult_int32_pj: float | None = _q("float", "int32 multiply, pJ", required=False, range=(0, 1e6))
+    mac_int8_pj: float | None = _q("float", "int8 multiply-add, pJ", required=False, range=(0, 1e6))
+    ac_fp16_pj: float | None = _q("float", "fp16 add, pJ", required=False, range=(0, 1e6))
+    mult_fp16_pj: float | None = _q("float", "fp16 multiply, pJ", required=False, range=(0, 1e6))
+    mac_fp16_pj: float | None = _q("float", "fp16 multiply-add, pJ", required=False, range=(0, 1e6))
+    ac_fp32_pj: float | None = _q("float", "fp32 add, pJ", required=False, range=(0, 1e6))
+    mult_fp32_pj: float | None = _q("float", "fp32 multiply, pJ", required=False, range=(0, 1e6))
+    mac_fp32_pj: float | None = _q("float", "fp32 multiply-add, pJ", required=False, range=(0, 1e6))
     sram_8kb_read_64bit_pj: float | None = _q("float", "8 KB SRAM 64-bit read, pJ",
-                                              required=False)
+                                              required=False, range=(0, 1e6))
     sram_32kb_read_64bit_pj: float | None = _q("float", "32 KB SRAM 64-bit read, pJ",
-                                               required=False)
+                                               required=False, range=(0, 1e6))
     sram_1mb_read_64bit_pj: float | None = _q("float", "1 MB SRAM 64-bit read, pJ",
-                                              required=False)
+                                              required=False, range=(0, 1e6))
     dram_access_64bit_min_pj: float | None = _q("float", "DRAM 64-bit access, low end, pJ",
-                                                required=False)
+                                                required=False, range=(0, 1e6))
     dram_access_64bit_max_pj: float | None = _q("float", "DRAM 64-bit access, high end, pJ",
-                                                required=False)
+                                                required=False, range=(0, 1e6))
 
 
 ENERGY_KEYPATH = {k: f"actions.{k}" for k in ACTIONS}   # override key -> provenance key path
@@ -135,24 +160,32 @@ def energy_table_path(ref: str, chip_dir: Path) -> Path:
     directory ``chip_dir``) or a table name in ``chips/energy/``."""
     if ref.endswith(".toml") or "/" in ref:
         p = Path(ref)
-        return (p if p.is_absolute() else chip_dir / p).resolve()
+        p = (p if p.is_absolute() else chip_dir / p).resolve()
+        if not p.is_file():
+            raise SpecError(f"energy table file not found: {p}")
+        return p
     return resolve(ref, ENERGY_DIR, "energy table")
 
 
 def load_energy_table(name_or_path: str | Path) -> EnergyTable:
     """Load ``chips/energy/<name>.toml`` (or the TOML file at a path) into an EnergyTable."""
     path = resolve(name_or_path, ENERGY_DIR, "energy table")
-    data, origins, files = load_raw(path)
+    data, origins, files = load_raw(path, search=(ENERGY_DIR,))
     ctx = Ctx(origins, path, set())
     check_top_keys(ctx, data, _ENERGY_TOP)
     name = top_value(ctx, data, "name", PLAIN)
     description = top_value(ctx, data, "description", PLAIN)
     arithmetic = top_value(ctx, data, "arithmetic", PLAIN)
-    process_nm = top_value(ctx, data, "process_nm", NUMBER)
-    voltage_v = top_value(ctx, data, "voltage_v", NUMBER, required=False)
+    process_nm = top_value(ctx, data, "process_nm", {**NUMBER, "range": PROCESS_NM_RANGE})
+    voltage_v = top_value(ctx, data, "voltage_v", {**NUMBER, "range": (0.05, 50)},
+                          required=False)
     if "actions" not in data:
         ctx.fail("actions", "missing")
     actions = section(ctx, ActionsSection, data["actions"], "actions.")
+    for k, why in OPTIONAL_ACTIONS.items():
+        if actions[k] is None:
+            actions[k] = 0.0
+            ctx.provenance[f"actions.{k}"] = why
     prims = section(ctx, PrimitivesSection, data.get("primitives"), "primitives.")
     prims = {k: v for k, v in prims.items() if v is not None}
     return EnergyTable(name=name, description=description, arithmetic=arithmetic,
@@ -160,5 +193,6 @@ def load_energy_table(name_or_path: str | Path) -> EnergyTable:
                        provenance=dict(ctx.provenance), files=tuple(files))
 
 
-__all__ = ["ACTIONS", "ENERGY_DIR", "ActionsSection", "EnergyTable", "PrimitivesSection",
-           "SpecError", "energy_table_path", "list_energy_tables", "load_energy_table"]
+__all__ = ["ACTIONS", "OPTIONAL_ACTIONS", "ENERGY_DIR", "ActionsSection", "EnergyTable",
+           "PrimitivesSection", "SpecError", "energy_table_path", "list_energy_tables",
+           "load_energy_table"]

@@ -10,7 +10,14 @@ Provenance rule (DESIGN.md invariant 3): every number (and every capability flag
 ``{value = ..., source = "paper, table/section"}`` or ``{value = ..., estimate = "why"}`` (both
 keys may be given); identifiers are plain strings. Unknown keys are errors. In a file with
 ``extends``, tables are deep-merged and a ``{value, source|estimate}`` entry replaces the
-inherited one whole; cycles in ``extends`` are errors.
+inherited one whole; cycles in ``extends`` are errors. A base named without a path is looked
+up beside the file first, then among the shipped files (a user's ``extends = "speck-xl"``).
+
+Plausibility: a field declared with ``range=(low, high)`` must lie in it (``clock_hz = 1e-300``
+is a typo, not a chip); a file that means such a value sets ``allow_extreme = true`` at its top,
+and the error says so. Errors name the file that set the key (in an ``extends`` chain, the
+override that wrote it) and, for keys that a chip's kind / topology / memory model excludes,
+where that mode was set.
 """
 from __future__ import annotations
 
@@ -28,13 +35,18 @@ class SpecError(ValueError):
 
 # ----------------------------------------------------------------------------- schema fields
 def spec_field(typ: str, doc: str, *, required: bool = True, when: str | None = None,
-               positive: bool = False, choices: tuple = (), plain: bool = False, default=None):
-    """Declare a spec field. ``typ``: int, float, bool, str, ints (list of int) or int|ints
-    (one value for every core, or a list with one value per core). ``when``: the field belongs
-    only to chips of that kind / memory model / topology (required there, an error elsewhere).
-    ``plain``: an identifier string written without provenance."""
+               positive: bool = False, choices: tuple = (), plain: bool = False, default=None,
+               range: tuple | None = None):
+    """Declare a spec field. ``typ``: int, float, bool, str, ints (list of int), int|ints or
+    float|floats (one value for every core, or a list with one value per core). ``when``: the
+    field belongs only to chips of that kind / memory model / topology (required there, an error
+    elsewhere).
+    ``plain``: an identifier string written without provenance. ``range``: (low, high), the
+    plausible values of a physical quantity (each entry of a list); a value outside is an
+    error unless the file sets ``allow_extreme = true``."""
     return field(default=default, metadata=dict(typ=typ, doc=doc, required=required, when=when,
-                                                positive=positive, choices=choices, plain=plain))
+                                                positive=positive, choices=choices, plain=plain,
+                                                range=range))
 
 
 def spec_fields(cls) -> dict[str, dataclasses.Field]:
@@ -74,9 +86,15 @@ def _merge(base: dict, over: dict) -> dict:
 
 def _read_toml(path: Path) -> dict:
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as e:
         raise SpecError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise SpecError(f"{path}: not UTF-8 text (TOML files are UTF-8): byte "
+                        f"{raw[e.start]:#04x} at line {line}") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -105,9 +123,34 @@ def resolve(name_or_path, directory: Path, what: str) -> Path:
     return p.resolve()
 
 
-def load_raw(path: Path, chain: tuple = ()) -> tuple[dict, dict, tuple]:
-    """Read ``path`` and its ``extends`` chain. Returns (merged dict, origin file of every leaf
-    key path, files base-first)."""
+def _find_base(ext: str, path: Path, search: tuple) -> Path:
+    """The file ``extends = ext`` names: a path relative to ``path``'s directory, or a name
+    looked up beside ``path`` first and then in the ``search`` directories (the shipped
+    files), skipping ``path`` itself (a user's ``speck.toml`` may extend the shipped one)."""
+    if ext.endswith(".toml") or "/" in ext or "\\" in ext:
+        return resolve(path.parent / ext, path.parent, "base file")
+    dirs = list(dict.fromkeys([path.parent.resolve()] + [Path(d).resolve() for d in search]))
+    for d in dirs:
+        p = (d / f"{ext}.toml").resolve()
+        if p.is_file() and p != path.resolve():
+            return p
+    avail = sorted({n for d in dirs for n in available(d)})
+    close = difflib.get_close_matches(ext, avail, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise SpecError(f"unknown base file {ext!r} (looked in {', '.join(map(str, dirs))}).{hint} "
+                    f"Available: {', '.join(avail)}")
+
+
+def _shadowed(p: str, own: dict) -> bool:
+    """True when the inherited leaf ``p`` is replaced by one of the override's leaves ``own``:
+    the same key, a key inside it, or a table written where ``p`` was a value."""
+    return any(p == q or p.startswith(q + ".") or q.startswith(p + ".") for q in own)
+
+
+def load_raw(path: Path, chain: tuple = (), search: tuple = ()) -> tuple[dict, dict, tuple]:
+    """Read ``path`` and its ``extends`` chain. ``search``: directories where a base named
+    without a path is looked up after ``path``'s own directory. Returns (merged dict, origin
+    file of every leaf key path, files base-first)."""
     if path in chain:
         cyc = " -> ".join(str(p) for p in chain + (path,))
         raise SpecError(f"{path}: extends: cycle in extends chain: {cyc}")
@@ -122,15 +165,13 @@ def load_raw(path: Path, chain: tuple = ()) -> tuple[dict, dict, tuple]:
         raise SpecError(f"{path}: name: missing (a file that extends another sets its own "
                         f"name)")
     try:
-        base_path = resolve(ext if not ext.endswith(".toml") else path.parent / ext,
-                            path.parent, "base file")
+        base_path = _find_base(ext, path, search)
     except SpecError as e:
         raise SpecError(f"{path}: extends: {e}") from None
-    base, origins, files = load_raw(base_path, chain + (path,))
+    base, origins, files = load_raw(base_path, chain + (path,), search)
     merged = _merge(base, data)
     # leaves of the base replaced by the override now come from the override
-    origins = {p: f for p, f in origins.items()
-               if not any(p == q or p.startswith(q + ".") for q in own)}
+    origins = {p: f for p, f in origins.items() if not _shadowed(p, own)}
     origins.update(own)
     return merged, origins, files + (path,)
 
@@ -142,10 +183,29 @@ class Ctx:
     def __init__(self, origins: dict, top: Path, modes: set[str]):
         self.origins, self.top, self.modes = origins, top, modes
         self.provenance: dict[str, str] = {}
+        self.mode_keys: dict[str, tuple] = {}     # key path -> (its value, the choices)
+        self.allow_extreme = False                 # set by check_top_keys
+
+    def mode_note(self, when: str) -> str:
+        """Which mode key excludes ``when`` and where it was set (for "only used by" errors)."""
+        for kp, (value, choices) in self.mode_keys.items():
+            if when in choices and value != when:
+                return f" (this chip has {kp} = {value!r}, set in {self.origin(kp)})"
+        return ""
+
+    def origin(self, keypath: str) -> Path:
+        """The file that set ``keypath``: its own leaf, else the last file (in extends order)
+        that set a key inside it, else the top file."""
+        if keypath in self.origins:
+            return self.origins[keypath]
+        inside = [f for k, f in self.origins.items() if k.startswith(keypath + ".")]
+        if not inside:
+            return self.top
+        order = {f: i for i, f in enumerate(dict.fromkeys(self.origins.values()))}
+        return max(inside, key=lambda f: order[f])
 
     def fail(self, keypath: str, problem: str):
-        f = self.origins.get(keypath, self.top)
-        raise SpecError(f"{f}: {keypath}: {problem}")
+        raise SpecError(f"{self.origin(keypath)}: {keypath}: {problem}")
 
 
 def _check_value(ctx: Ctx, keypath: str, v, meta: dict):
@@ -154,7 +214,7 @@ def _check_value(ctx: Ctx, keypath: str, v, meta: dict):
     def num(x, what="number"):
         if typ.startswith("int") and not (isinstance(x, int) and not isinstance(x, bool)):
             ctx.fail(keypath, f"expected an integer, got {type(x).__name__} {x!r}")
-        if typ == "float" and (isinstance(x, bool) or not isinstance(x, (int, float))):
+        if typ.startswith("float") and (isinstance(x, bool) or not isinstance(x, (int, float))):
             ctx.fail(keypath, f"expected a number, got {type(x).__name__} {x!r}")
         if isinstance(x, float) and not math.isfinite(x):
             ctx.fail(keypath, f"must be finite, got {x}")
@@ -162,7 +222,11 @@ def _check_value(ctx: Ctx, keypath: str, v, meta: dict):
             ctx.fail(keypath, f"must not be negative, got {x}")
         if meta["positive"] and x == 0:
             ctx.fail(keypath, "must be positive, got 0")
-        return float(x) if typ == "float" else int(x)
+        rng = meta.get("range")
+        if rng is not None and not rng[0] <= x <= rng[1] and not ctx.allow_extreme:
+            ctx.fail(keypath, f"{x:g} is outside the plausible range {rng[0]:g}..{rng[1]:g}; "
+                              "if it is meant, set allow_extreme = true at the top of the file")
+        return float(x) if typ.startswith("float") else int(x)
 
     if typ == "bool":
         if not isinstance(v, bool):
@@ -174,9 +238,10 @@ def _check_value(ctx: Ctx, keypath: str, v, meta: dict):
         if meta["choices"] and v not in meta["choices"]:
             ctx.fail(keypath, f"must be one of {', '.join(meta['choices'])}, got {v!r}")
         return v
-    if typ == "ints" or (typ == "int|ints" and isinstance(v, list)):
+    if typ == "ints" or (typ in ("int|ints", "float|floats") and isinstance(v, list)):
         if not isinstance(v, list) or not v:
-            ctx.fail(keypath, f"expected a non-empty list of integers, got {v!r}")
+            what = "numbers" if typ.startswith("float") else "integers"
+            ctx.fail(keypath, f"expected a non-empty list of {what}, got {v!r}")
         return tuple(num(x) for x in v)
     return num(v)
 
@@ -228,7 +293,7 @@ def section(ctx: Ctx, cls, raw, prefix: str, all_optional: bool = False) -> dict
             out[k] = f.default
             continue
         if not applies:
-            ctx.fail(kp, f"only used by {when} chips")
+            ctx.fail(kp, f"only used by {when} chips{ctx.mode_note(when)}")
         out[k] = _field_value(ctx, kp, raw[k], meta)
     return out
 
@@ -238,13 +303,19 @@ NUMBER = dict(typ="float", required=True, when=None, positive=False, choices=(),
 
 
 def check_top_keys(ctx: Ctx, data: dict, allowed: tuple):
-    """Fail on the first top-level key of ``data`` that is neither ``extends`` nor in
-    ``allowed`` (``extends`` was consumed by :func:`load_raw`)."""
+    """Fail on the first top-level key of ``data`` that is neither ``extends``,
+    ``allow_extreme`` nor in ``allowed`` (``extends`` was consumed by :func:`load_raw`);
+    ``allow_extreme = true`` lifts the plausibility ranges (``spec_field(range=...)``)."""
+    if "allow_extreme" in data:
+        if not isinstance(data["allow_extreme"], bool):
+            ctx.fail("allow_extreme", f"expected true or false, got {data['allow_extreme']!r}")
+        ctx.allow_extreme = data["allow_extreme"]
     for k in data:
-        if k not in allowed:
+        if k not in allowed and k != "allow_extreme":
             close = difflib.get_close_matches(k, allowed, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            ctx.fail(k, f"unknown key{hint}; allowed: extends, {', '.join(allowed)}")
+            ctx.fail(k, f"unknown key{hint}; allowed: extends, allow_extreme, "
+                        f"{', '.join(allowed)}")
 
 
 def top_value(ctx: Ctx, data: dict, key: str, meta: dict, required: bool = True, choices=()):

@@ -80,6 +80,39 @@ MODELS: dict[str, tuple[str, str]] = {
 }
 
 
+# name -> trainable parameters of ``models.create(name)`` with the name's defaults, precomputed so
+# that ``neurosim models`` needs no torch; tests/test_cli.py builds every model (on torch's meta
+# device) and checks each count, so a change to a model that changes its count fails there.
+PARAMETERS: dict[str, int] = {
+    'autost-base': 29_597_880,
+    'autost-small': 11_474_273,
+    'autost-tiny': 4_155_209,
+    'e-spikeformer-l': 18_987_504,
+    'e-spikeformer-m': 10_023_112,
+    'e-spikeformer-s': 5_105_608,
+    'e-spikeformer-t': 2_702_048,
+    'e-spikeformer-tiny': 86_010,
+    'meta-spikeformer-8-384': 31_333_864,
+    'meta-spikeformer-8-512': 55_350_248,
+    'meta-spikeformer-8-768': 123_741_160,
+    'meta-spikeformer-tiny': 82_858,
+    'sdt-10-512': 36_005_416,
+    'sdt-6-512': 23_373_352,
+    'sdt-8-384': 16_816_024,
+    'sdt-8-512': 29_689_384,
+    'sdt-8-768': 66_338_632,
+    'sdt-cifar-2-512': 10_233_418,
+    'spikformer-10-512': 36_005_416,
+    'spikformer-6-512': 23_373_352,
+    'spikformer-8-384': 16_816_024,
+    'spikformer-8-512': 29_689_384,
+    'spikformer-8-768': 66_338_632,
+    'spikformer-cifar-2-384': 5_762_746,
+    'spikformer-cifar-4-256': 4_152_106,
+    'spikformer-cifar-4-384': 9_320_122,
+}
+
+
 def list_models() -> list[str]:
     """Every catalogued model name, sorted (equal to ``models.list_models()``)."""
     return sorted(MODELS)
@@ -96,6 +129,11 @@ def family_of(name: str) -> str:
 def describe(name: str) -> str:
     """The one-line description of a model name."""
     return MODELS[name][1]
+
+
+def parameters(name: str) -> int:
+    """Parameters of ``models.create(name)`` with its defaults (``PARAMETERS``)."""
+    return PARAMETERS[name]
 
 
 def family_modules() -> list[str]:
@@ -122,11 +160,15 @@ def checkpoint_header(path: str | Path) -> dict:
 
 
 def shipped() -> dict[str, dict]:
-    """Shipped checkpoint name -> {"model": zoo name, "workload": what it was trained on}
-    (None where the file does not say)."""
+    """Shipped checkpoint name -> {"model": zoo name, "workload": what it was trained on,
+    "parameters": its parameter count, "test_accuracy": its final test accuracy} as its file
+    records them (None where the file does not say)."""
     out = {}
     for name in list_shipped():
         head = checkpoint_header(SHIPPED_DIR / f"{name}.safetensors")
+        training = head.get("training") or {}
         out[name] = {"model": (head.get("model") or {}).get("name"),
-                     "workload": (head.get("training") or {}).get("workload")}
+                     "workload": training.get("workload"),
+                     "parameters": training.get("parameters"),
+                     "test_accuracy": training.get("final_test_accuracy")}
     return out

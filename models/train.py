@@ -2,6 +2,12 @@
 
 Inputs: static images [N, C, H, W] in [0, 1] (the model's ``Encoder`` repeats them over T) or
 event frames [N, T, P, H, W] (fed as [T, B, P, H, W]). Loss: cross-entropy on the logits.
+
+Convolution: the zoo's layers (``layers.ConvBN``, ``RepConvBN``) compute dense ``nn.Conv2d``,
+vanilla convolution (VSC); there is no spike-sparse (SSC) training path. ``fit`` records this as
+``model.neurosim_convolution = "vsc"`` and in ``TrainResult.convolution``;
+``models.save_checkpoint`` stores it, and lowering with ``ssc=True`` warns about it
+(``models.checkpoint.SSCMismatchWarning``).
 """
 from __future__ import annotations
 
@@ -14,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
+
+TRAINED_CONVOLUTION = "vsc"    # what fit() trains with: the zoo's convs are dense (module doc)
 
 
 @dataclass
@@ -48,6 +56,7 @@ class TrainResult:
     final_test_accuracy: float
     best_test_accuracy: float
     history: list[dict] = field(default_factory=list)
+    convolution: str = TRAINED_CONVOLUTION
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,11 +118,12 @@ def fit(model: nn.Module, x_train, y_train, x_test, y_test, cfg: TrainConfig | N
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     history, best = [], 0.0
     t0 = time.perf_counter()
-    bar = tqdm(range(cfg.epochs), desc="train", unit="epoch", disable=not progress)
-    for epoch in bar:
+    bar = tqdm(total=total, desc="train", unit="batch", disable=not progress, dynamic_ncols=True)
+    for epoch in range(cfg.epochs):
+        bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
         model.train()
         perm = torch.randperm(len(xtr), generator=gen)
-        loss_sum, correct = 0.0, 0
+        loss_sum, correct, seen = 0.0, 0, 0
         for i in range(0, len(xtr), cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
             xb = xtr[idx]
@@ -127,15 +137,23 @@ def fit(model: nn.Module, x_train, y_train, x_test, y_test, cfg: TrainConfig | N
             sched.step()
             loss_sum += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == ytr[idx]).sum())
+            seen += len(idx)
+            bar.set_postfix(batch=f"{i // cfg.batch_size + 1}/{steps_per_epoch}",
+                            loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                            refresh=False)
+            bar.update(1)                # running loss and accuracy of the epoch so far
         test_acc = accuracy(model, x_test, y_test)
         best = max(best, test_acc)
         rec = {"epoch": epoch + 1, "loss": loss_sum / len(xtr), "train_acc": correct / len(xtr),
                "test_acc": test_acc, "seconds": time.perf_counter() - t0}
         history.append(rec)
-        bar.set_postfix(loss=f"{rec['loss']:.3f}", test=f"{test_acc:.3f}")
+        bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['train_acc']:.3f}",
+                        test=f"{test_acc:.3f}")
         if cfg.max_minutes is not None and rec["seconds"] > 60 * cfg.max_minutes:
             break
+    bar.close()
     model.eval()
+    model.neurosim_convolution = TRAINED_CONVOLUTION
     return TrainResult(epochs_run=len(history), train_seconds=time.perf_counter() - t0,
                        final_test_accuracy=history[-1]["test_acc"], best_test_accuracy=best,
                        history=history)

@@ -1,4 +1,6 @@
 """Shared test fixtures: golden files under tests/golden/ with an ``--update-golden`` flag."""
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +10,10 @@ import torch
 # One torch thread in tests: OpenMP workers spinning against other processes (or pytest-xdist
 # workers) slow small ops by orders of magnitude; results do not depend on the thread count.
 torch.set_num_threads(1)
+
+# Set-up and kernel-cost caches go to a fresh directory per test session, never the user's
+# ~/.cache/neurosim (and never a cost model measured on another day).
+os.environ["NEUROSIM_CACHE_DIR"] = tempfile.mkdtemp(prefix="neurosim-test-cache-")
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -3,8 +3,9 @@
 ``load(name, split="test", **kw)`` is the entry point; ``list_workloads()`` names what it knows.
 
 * ``digits`` / ``cifar10`` -> :class:`StaticDataset` (x float32 ``[N, C, H, W]`` in [0, 1]).
-* ``ndigits`` / ``motion`` -> :class:`EventDataset` (event streams; ``to_frames(T)`` gives
-  float32 ``[N, T, P, H, W]`` counts).
+* ``ndigits`` / ``motion`` -> :class:`EventDataset` (event streams, tonic-style: ``ds[i]`` ->
+  ``(events, label)``, ``transform=``; ``to_frames(T)`` gives float32 ``[N, T, P, H, W]``
+  counts; ``EventDataset.from_tonic`` reads a tonic dataset).
 """
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from typing import Callable
 
 from .aedat import read_aedat4, write_aedat4
 from .dvs import DVSConfig, DVSEmulator, frames_to_events
+from .event_dataset import EventDataset
 from .events import (
     EVENT_DTYPE,
-    EventDataset,
+    TONIC_DTYPE,
+    EventFileError,
     Window,
     as_events,
     check_sensor_size,
@@ -26,6 +29,7 @@ from .events import (
     sort_events,
     time_bins,
     to_frames,
+    to_tonic,
     validate_events,
 )
 from .motion import MOTION_CLASSES, load_motion
@@ -67,10 +71,12 @@ def load(name: str, split: str = "test", **kw):
 
 
 __all__ = [
-    "EVENT_DTYPE", "EVENT_WORKLOADS", "DVSConfig", "DVSEmulator", "EventDataset", "MOTION_CLASSES",
+    "EVENT_DTYPE", "EVENT_WORKLOADS", "TONIC_DTYPE", "DVSConfig", "DVSEmulator", "EventDataset",
+    "EventFileError", "MOTION_CLASSES",
     "RestrictedUnpickler", "StaticDataset", "UnsafePickleError", "Window", "as_events",
     "check_sensor_size", "check_split", "digits_split_indices", "frames_to_events",
     "iter_windows", "list_workloads", "load", "load_cifar10", "load_digits", "load_events",
     "load_motion", "load_ndigits", "make_events", "read_aedat4", "safe_pickle_load",
-    "save_events", "sort_events", "time_bins", "to_frames", "validate_events", "write_aedat4",
+    "save_events", "sort_events", "time_bins", "to_frames", "to_tonic", "validate_events",
+    "write_aedat4",
 ]

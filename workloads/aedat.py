@@ -13,13 +13,16 @@ iniVation's dv-processing:
 """
 from __future__ import annotations
 
+import mmap
 import struct
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
 
-from .events import EVENT_DTYPE, SensorSize, check_sensor_size, validate_events
+from .aedat_check import check_aedat4
+from .events import (EVENT_DTYPE, EventFileError, SensorSize, check_sensor_size,
+                     validate_events)
 
 MAGIC = b"#!AER-DAT4.0\r\n"
 _STRUCT_DTYPE = np.dtype({"names": ["t", "x", "y", "on"],
@@ -43,7 +46,8 @@ def read_aedat4(path, *, stream_id: int | None = None,
     ``stream_id`` picks an event stream when the file has several (otherwise the only one is
     used); packets of other streams (frames, IMU, triggers) are not events and are skipped.
     Timestamps stay in the file's microseconds (DV writes Unix time) unless ``zero_time`` is
-    set, which subtracts the first event's timestamp.
+    set, which subtracts the first event's timestamp. Every problem with the file raises
+    :class:`~workloads.events.EventFileError` naming it.
     """
     aedat = _require_aedat()
     path = Path(path)
@@ -52,30 +56,51 @@ def read_aedat4(path, *, stream_id: int | None = None,
     with open(path, "rb") as f:
         head = f.read(len(MAGIC))
     if head != MAGIC:
-        raise ValueError(f"{path}: not an AEDAT4 file (header {head!r}, expected {MAGIC!r})")
-    try:
-        decoder = aedat.Decoder(str(path))
-        streams = decoder.id_to_stream()
-    except Exception as e:
-        raise ValueError(f"{path}: cannot decode AEDAT4 header: {e}") from e
-    event_ids = sorted(k for k, v in streams.items() if v.get("type") == "events")
+        raise EventFileError(f"{path}: not an AEDAT4 file (header {head!r}, expected {MAGIC!r})")
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        check_aedat4(path, data, MAGIC)          # bounds the decoder relies on (aedat_check)
+    decoder = _decode(path, lambda: aedat.Decoder(str(path)), "header")
+    streams = _decode(path, decoder.id_to_stream, "header")
+    event_ids = sorted(k for k, v in streams.items() if isinstance(v, dict)
+                       and v.get("type") == "events")
     if stream_id is None:
         if len(event_ids) != 1:
-            raise ValueError(f"{path}: {len(event_ids)} event streams {event_ids}; pass "
-                             "stream_id to pick one")
+            raise EventFileError(f"{path}: {len(event_ids)} event streams {event_ids}; pass "
+                                 "stream_id to pick one")
         stream_id = event_ids[0]
     elif stream_id not in event_ids:
-        raise ValueError(f"{path}: stream_id {stream_id} is not an event stream (event streams: "
-                         f"{event_ids})")
+        raise EventFileError(f"{path}: stream_id {stream_id} is not an event stream (event "
+                             f"streams: {event_ids})")
     info = streams[stream_id]
-    size = check_sensor_size((int(info["width"]), int(info["height"]), 2))
-    chunks = []
     try:
-        for packet in decoder:
-            if packet["stream_id"] == stream_id and "events" in packet:
-                chunks.append(packet["events"])
-    except Exception as e:
-        raise ValueError(f"{path}: corrupt AEDAT4 packet: {e}") from e
+        size = check_sensor_size((int(info["width"]), int(info["height"]), 2))
+    except (KeyError, TypeError, ValueError) as e:
+        raise EventFileError(f"{path}: stream {stream_id} has no valid sensor size ({e})") \
+            from None
+    chunks = _decode(path, lambda: [p["events"] for p in decoder
+                                    if p["stream_id"] == stream_id and "events" in p], "packet")
+    try:
+        out = _to_events(path, chunks, size, zero_time)
+        return validate_events(out, size, where=str(path)), size
+    except (TypeError, ValueError) as e:
+        raise EventFileError(str(e) if str(e).startswith(str(path)) else f"{path}: {e}") \
+            from None
+
+
+def _decode(path: Path, fn, what: str):
+    """Run a call into the ``aedat`` decoder; whatever it raises on a corrupt file (a Rust
+    panic is a BaseException) becomes an EventFileError naming ``path``."""
+    try:
+        return fn()
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
+        raise
+    except BaseException as e:            # pyo3 panics are BaseExceptions
+        raise EventFileError(f"{path}: corrupt AEDAT4 {what}: {type(e).__name__}: {e}") \
+            from None
+
+
+def _to_events(path: Path, chunks: list, size: SensorSize, zero_time: bool) -> np.ndarray:
+    """Concatenate decoded packets into an EVENT_DTYPE array (coordinates checked)."""
     n = sum(c.size for c in chunks)
     out = np.empty(n, dtype=EVENT_DTYPE)
     if n:
@@ -86,8 +111,8 @@ def read_aedat4(path, *, stream_id: int | None = None,
             raise ValueError(f"{path}: field 't' value {int(t.max())} exceeds int64")
         for f in ("x", "y"):
             lim = size[0] if f == "x" else size[1]
-            if int(raw[f].max()) >= lim:
-                i = int(np.argmax(raw[f]))
+            if int(raw[f].max()) >= lim or int(raw[f].min()) < 0:
+                i = int(np.argmax(raw[f]) if int(raw[f].max()) >= lim else np.argmin(raw[f]))
                 raise ValueError(f"{path}: field '{f}' value {int(raw[f][i])} at index {i} is "
                                  f"outside the sensor {size}")
         out["x"] = raw["x"]
@@ -96,7 +121,7 @@ def read_aedat4(path, *, stream_id: int | None = None,
         out["t"] = t.astype(np.int64)
         if zero_time:
             out["t"] -= out["t"][0]
-    return validate_events(out, size, where=str(path)), size
+    return out
 
 
 def _description_xml(width: int, height: int, source: str) -> bytes:

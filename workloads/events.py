@@ -15,14 +15,20 @@ Rules every helper here enforces (errors name the field and the offending value)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
 import numpy as np
 
 EVENT_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("p", "<i1"), ("t", "<i8")])
+
+
+class EventFileError(ValueError):
+    """An event file that cannot be read or holds invalid events; the message starts with the
+    file's path (:func:`load_events`, :func:`workloads.read_aedat4`)."""
 EVENT_FIELDS = ("x", "y", "p", "t")
+# the dtype tonic's datasets give (``np.dtype([("x", int), ("y", int), ("t", int), ("p", int)])``)
+TONIC_DTYPE = np.dtype([("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")])
 
 SensorSize = tuple[int, int, int]
 
@@ -157,6 +163,19 @@ def as_events(arr: np.ndarray, sensor_size=None, *, sort: bool = False,
     return validate_events(out, sensor_size, where=where)
 
 
+def to_tonic(ev: np.ndarray, dtype=TONIC_DTYPE) -> np.ndarray:
+    """Events in tonic's layout (fields x, y, t, p as int64 by default; ``dtype`` may name
+    another integer structured dtype with those four fields): the inverse of :func:`as_events`."""
+    validate_events(ev, where="to_tonic")
+    dtype = np.dtype(dtype)
+    if dtype.names is None or sorted(dtype.names) != sorted(EVENT_FIELDS):
+        raise TypeError(f"to_tonic: dtype {dtype} must have exactly the fields {EVENT_FIELDS}")
+    out = np.empty(ev.shape[0], dtype=dtype)
+    for f in EVENT_FIELDS:
+        out[f] = _convert_field(ev[f], f, dtype[f], "to_tonic")
+    return out
+
+
 def make_events(x, y, p, t, sensor_size=None) -> np.ndarray:
     """Build an event array from 1-D integer sequences ``x``, ``y`` (pixels), ``p`` (polarity)
     and ``t`` (microseconds, sorted). Validates against ``sensor_size=(W, H, P)`` if given."""
@@ -205,41 +224,58 @@ def load_events(path, sensor_size=None, *, sort: bool = False) -> tuple[np.ndarr
     ``.npy`` files carry no sensor size, so ``sensor_size=(W, H, P)`` is required for them;
     for ``.npz`` it is read from the file (a given ``sensor_size`` must match). Foreign integer
     dtypes / bool polarity are converted (see :func:`as_events`). Never unpickles objects.
+    Every problem with the file raises :class:`EventFileError` naming it.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"event file not found: {path}")
-    suffix = path.suffix.lower()
     where = str(path)
+    arr, stored = _read_event_arrays(path, where)
+    try:
+        if stored is not None:
+            if sensor_size is not None and check_sensor_size(sensor_size) != stored:
+                raise ValueError(f"{where}: stored sensor_size {stored} differs from the given "
+                                 f"{tuple(sensor_size)}")
+            size = stored
+        else:
+            if sensor_size is None:
+                raise ValueError(f"{where}: .npy event files carry no sensor size; pass "
+                                 "sensor_size=(W, H, P)")
+            size = check_sensor_size(sensor_size)
+        return as_events(arr, size, sort=sort, where=where), size
+    except (TypeError, ValueError) as e:
+        msg = str(e)
+        raise EventFileError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+
+
+def _read_event_arrays(path: Path, where: str) -> tuple[np.ndarray, SensorSize | None]:
+    """The event array of a .npy / .npz file and the stored sensor size (.npz)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        raise EventFileError(f"{where}: unsupported event file suffix {path.suffix!r} "
+                             "(use .npy or .npz)")
     try:
         if suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
-            stored = None
-        elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                for key in ("events", "sensor_size"):
-                    if key not in z.files:
-                        raise ValueError(f"{where}: missing array '{key}' (has {z.files})")
-                arr = z["events"]
-                stored = check_sensor_size(z["sensor_size"].tolist())
-        else:
-            raise ValueError(f"{where}: unsupported event file suffix {path.suffix!r} "
-                             "(use .npy or .npz)")
+            return np.load(path, allow_pickle=False), None
+        with np.load(path, allow_pickle=False) as z:
+            for key in ("events", "sensor_size"):
+                if key not in z.files:
+                    raise EventFileError(f"{where}: missing array '{key}' (has {z.files})")
+            size = z["sensor_size"]
+            if size.dtype.kind not in "iu" or size.shape != (3,):
+                raise EventFileError(f"{where}: 'sensor_size' must hold 3 integers (W, H, P), "
+                                     f"got {size.dtype} {size.shape}")
+            stored = check_sensor_size(size.tolist())
+            return z["events"], stored
+    except EventFileError:
+        raise
     except ValueError as e:
         if str(e).startswith(where):
-            raise
-        raise ValueError(f"{where}: cannot read event file: {e}") from e
-    if stored is not None:
-        if sensor_size is not None and check_sensor_size(sensor_size) != stored:
-            raise ValueError(f"{where}: stored sensor_size {stored} differs from the given "
-                             f"{tuple(sensor_size)}")
-        size = stored
-    else:
-        if sensor_size is None:
-            raise ValueError(f"{where}: .npy event files carry no sensor size; pass "
-                             "sensor_size=(W, H, P)")
-        size = check_sensor_size(sensor_size)
-    return as_events(arr, size, sort=sort, where=where), size
+            raise EventFileError(str(e)) from None
+        raise EventFileError(f"{where}: cannot read event file: {e}") from None
+    except Exception as e:                # zip / npy format errors come in many types
+        raise EventFileError(f"{where}: cannot read event file ({type(e).__name__}: {e})") \
+            from None
 
 
 def _time_range(t: np.ndarray, t_start_us, t_stop_us, where: str) -> tuple[int, int]:
@@ -334,96 +370,3 @@ def iter_windows(ev: np.ndarray, window_us: int, *, t_start_us: int | None = Non
     idx = np.searchsorted(ev["t"], edges, side="left")
     for k in range(n):
         yield Window(k, int(edges[k]), int(min(edges[k + 1], stop)), ev[idx[k]:idx[k + 1]])
-
-
-
-@dataclass(frozen=True, eq=False)
-class EventDataset:
-    """Labelled event streams sharing one sensor and one time window ``[0, duration_us)``.
-
-    ``events[i]`` is an :data:`EVENT_DTYPE` array (read-only), ``y`` int64 ``[N]``,
-    ``sensor_size`` ``(W, H, P)``. Validated on construction.
-    """
-
-    events: list
-    y: np.ndarray
-    name: str
-    classes: list
-    split: str
-    sensor_size: tuple
-    duration_us: int
-    meta: dict = field(default_factory=dict)
-    _frames: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-
-    def __post_init__(self):
-        object.__setattr__(self, "sensor_size", check_sensor_size(self.sensor_size))
-        if isinstance(self.duration_us, bool) or not isinstance(self.duration_us,
-                                                                (int, np.integer)) \
-                or self.duration_us < 1:
-            raise ValueError(f"{self.name}: duration_us must be a positive int, got "
-                             f"{self.duration_us!r}")
-        if not isinstance(self.y, np.ndarray) or self.y.dtype != np.int64 or self.y.ndim != 1:
-            raise ValueError(f"{self.name}: y must be an int64 [N] array")
-        if len(self.events) != self.y.shape[0]:
-            raise ValueError(f"{self.name}: {len(self.events)} event streams but "
-                             f"{self.y.shape[0]} labels")
-        if self.y.size and (self.y.min() < 0 or self.y.max() >= len(self.classes)):
-            raise ValueError(f"{self.name}: labels must be in 0..{len(self.classes) - 1}")
-        if self.split not in ("train", "test"):
-            raise ValueError(f"{self.name}: split must be 'train' or 'test', got {self.split!r}")
-        for i, ev in enumerate(self.events):
-            where = f"{self.name}[{i}]"
-            validate_events(ev, self.sensor_size, where=where)
-            if ev.size and int(ev["t"][-1]) >= self.duration_us:
-                raise ValueError(f"{where}: field 't' value {int(ev['t'][-1])} us is not below "
-                                 f"duration_us={self.duration_us}")
-
-    def __len__(self) -> int:
-        return len(self.events)
-
-    def event_counts(self) -> np.ndarray:
-        """Number of events per sample, int64 ``[N]``."""
-        return np.array([ev.size for ev in self.events], dtype=np.int64)
-
-    def subset(self, n: int) -> "EventDataset":
-        """The first ``n`` samples."""
-        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"{self.name}: subset size must be a non-negative int, got {n!r}")
-        if n > len(self):
-            raise ValueError(f"{self.name} ({self.split}): asked for subset({int(n)}) but the "
-                             f"split has only {len(self)} samples")
-        n = int(n)
-        return EventDataset(list(self.events[:n]), self.y[:n].copy(), self.name,
-                            list(self.classes), self.split, self.sensor_size, self.duration_us,
-                            dict(self.meta, subset=n))
-
-    def to_frames(self, n_time_bins: int) -> np.ndarray:
-        """Count frames float32 ``[N, T, P, H, W]``: ``T = n_time_bins`` equal time bins over
-        ``[0, duration_us)`` (rule of :func:`time_bins`). Cached per T; returns a fresh copy."""
-        if isinstance(n_time_bins, bool) or not isinstance(n_time_bins, (int, np.integer)) \
-                or n_time_bins < 1:
-            raise ValueError(f"to_frames: n_time_bins must be a positive int, got "
-                             f"{n_time_bins!r}")
-        T = int(n_time_bins)
-        if T not in self._frames:
-            w, h, p = self.sensor_size
-            out = np.empty((len(self), T, p, h, w), dtype=np.float32)
-            per = T * p * h * w
-            chunk = 256
-            for s in range(0, len(self), chunk):
-                evs = self.events[s:s + chunk]
-                sizes = np.array([e.size for e in evs], dtype=np.int64)
-                cat = np.concatenate(evs) if evs else np.zeros(0, EVENT_DTYPE)
-                sample = np.repeat(np.arange(len(evs), dtype=np.int64), sizes)
-                b = time_bins(cat["t"], T, 0, self.duration_us)
-                flat = (((sample * T + b) * p + cat["p"]) * h + cat["y"]) * w + cat["x"]
-                counts = np.bincount(flat, minlength=len(evs) * per)
-                out[s:s + len(evs)] = counts.reshape(len(evs), T, p, h, w)
-            out.flags.writeable = False
-            self._frames[T] = out
-        return self._frames[T].copy()
-
-    def iter_windows(self, index: int, window_us: int) -> Iterator[Window]:
-        """Windows of sample ``index`` over ``[0, duration_us)``; see :func:`iter_windows`."""
-        return iter_windows(self.events[index], window_us, t_start_us=0,
-                            t_stop_us=self.duration_us)

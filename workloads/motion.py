@@ -35,7 +35,7 @@ import functools
 import numpy as np
 
 from .dvs import DVSConfig, DVSEmulator
-from .events import EventDataset
+from .event_dataset import EventDataset
 from .static import check_split
 
 MOTION_CLASSES = ["right", "left", "down", "up", "clockwise", "counterclockwise"]
@@ -179,10 +179,12 @@ def _generate(split: str, n: int, seed: int, dvs: DVSConfig) -> tuple[tuple, np.
 
 
 def load_motion(split: str = "test", *, n: int | None = None, seed: int = 0,
-                dvs: DVSConfig | None = None) -> EventDataset:
+                dvs: DVSConfig | None = None, transform=None,
+                target_transform=None) -> EventDataset:
     """Motion clips for ``split`` (see module doc): ``n`` clips (default 1,200 train / 300
     test), ``seed`` for the scenes, ``dvs`` overrides the emulator (default :data:`MOTION_DVS`).
-    The first ``m`` clips of a larger ``n`` equal the clips of ``n = m``."""
+    The first ``m`` clips of a larger ``n`` equal the clips of ``n = m``. ``transform`` /
+    ``target_transform`` apply to ``ds[i]``'s events / label (tonic's convention)."""
     check_split(split)
     n = DEFAULT_SIZES[split] if n is None else n
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -195,4 +197,4 @@ def load_motion(split: str = "test", *, n: int | None = None, seed: int = 0,
             "speed_px_s": SPEED_PX_S, "angular_speed_rad_s": ANGULAR_SPEED_RAD_S, "dvs": dvs,
             "seed": int(seed)}
     return EventDataset(list(events), y.copy(), "motion", list(MOTION_CLASSES), split,
-                        (SENSOR_PX, SENSOR_PX, 2), DURATION_US, meta)
+                        (SENSOR_PX, SENSOR_PX, 2), DURATION_US, meta, transform, target_transform)

@@ -16,7 +16,7 @@ import functools
 import numpy as np
 
 from .dvs import DVSConfig, DVSEmulator
-from .events import EventDataset
+from .event_dataset import EventDataset
 from .static import DIGITS_CLASSES, check_split, digits_images, resize_images
 
 SENSOR_PX = 34
@@ -91,10 +91,11 @@ def _generate(split: str, seed: int, dvs: DVSConfig) -> tuple[tuple, np.ndarray]
     return tuple(events), y
 
 
-def load_ndigits(split: str = "test", *, seed: int = 0,
-                 dvs: DVSConfig | None = None) -> EventDataset:
+def load_ndigits(split: str = "test", *, seed: int = 0, dvs: DVSConfig | None = None,
+                 transform=None, target_transform=None) -> EventDataset:
     """N-Digits event streams for ``split`` (see module doc). ``seed`` is the digits split seed;
-    ``dvs`` overrides the emulator settings (default :data:`NDIGITS_DVS`)."""
+    ``dvs`` overrides the emulator settings (default :data:`NDIGITS_DVS`); ``transform`` /
+    ``target_transform`` apply to ``ds[i]``'s events / label (tonic's convention)."""
     check_split(split)
     dvs = NDIGITS_DVS if dvs is None else dvs
     if not isinstance(dvs, DVSConfig):
@@ -104,4 +105,4 @@ def load_ndigits(split: str = "test", *, seed: int = 0,
             "saccade_path_px": SACCADE_PATH_PX, "background": BACKGROUND, "dvs": dvs,
             "split_seed": int(seed)}
     return EventDataset(list(events), y.copy(), "ndigits", list(DIGITS_CLASSES), split,
-                        (SENSOR_PX, SENSOR_PX, 2), DURATION_US, meta)
+                        (SENSOR_PX, SENSOR_PX, 2), DURATION_US, meta, transform, target_transform)

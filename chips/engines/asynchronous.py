@@ -1,88 +1,72 @@
-"""Asynchronous engine: a Speck-style event-driven chip simulated with SimPy.
+"""Asynchronous engine: a Speck-style event-driven chip, simulated with SimPy.
 
-There is no global clock. Time is continuous (seconds). Work moves in *batches*: the output of
-one part of a node (an output-channel range on one core) for one window is one multicast batch,
-sent to every core that holds a dependent part of each consumer. SimPy schedules batches, never
-single synaptic operations (seed-facts §7); Numba kernels do the per-synapse work.
+There is no global clock; time is continuous (seconds). SimPy schedules *batches* (the events
+one part of a node sends one destination core), never single spikes (seed-facts §7). Every
+event of a batch has its own time: a layer's output events leave in address order spread over
+the time its core takes to produce them, an SFA burst's k spikes ``burst_isi_ns`` apart.
 
-Cores. Each core serves its queue in arrival order; a batch costs ``synop_service_ns`` per
-synaptic operation it triggers on that core. Each core has an input FIFO of ``fifo_depth``
-events; a batch's events occupy it from admission until served. When a batch does not fit:
-``overflow="stall"`` holds it at the router until space frees (stall time is recorded);
-``overflow="drop"`` (a congestion balancer, as on Speck2e) drops the batch's excess events at
-the sending router before multicast: the last events in address order are lost for every
-destination and counted. Invariant: events in = served + dropped + in flight.
+Network (``async_links``). A batch copy walks its route event by event, in a computed service
+schedule (one Numba kernel call per copy): the off-chip input port or the links of its XY route
+(mesh; an all-to-all chip shares one event bus), each serving ``link_events_per_s`` events per
+second behind a queue of ``fifo_depth`` events and followed by ``hop_latency_ns`` (the last by
+the per-layer ``event_latency_ns``), then the destination core's input FIFO (``fifo_depth``
+events) and the core, ``synop_service_ns`` per synaptic op the event triggers there (at least
+one op per event). ``overflow="stall"``: full queues hold events back, up to the sender;
+``"drop"``: the congestion balancer drops each event that finds its queue full, so drops follow
+congestion over time. A core serves batches in the order they reach it.
 
-Latency of a batch = ``event_latency_ns`` (one layer, Speck) + hops x ``hop_latency_ns``; an SFA
-burst of k spikes spans (k - 1) x ``burst_isi_ns``. Batches between nodes of one layer (synapses
--> soma on one core) are internal: no router, no FIFO.
+Conservation. Events offered are counted by the sender from the batches it sends, drops and
+queued events by the queue kernels, served events when a copy's last event has been served;
+every sample ends with the check sent = served + dropped + in flight (``Network.check``).
 
-Input. Window t of the input covers [t, t + 1) x ``input_window_s``; its events (or the image's
-graded values) arrive in ``input_batches`` equal slices spread over the window (event frames lose
-sub-bin timestamps; the slices stand for them). Static images default to a zero-length window:
-the next frame follows as soon as the chip accepts it.
+Input. Window t of the input covers [t, t + 1) x ``input_window_s`` (default 1 ms for event
+input, 0 for static images: the next frame follows as soon as the chip takes it); its events
+leave in ``input_order`` (``raster``: address order; ``saliency``: largest value first) spread
+over the window. A graded input (an image) sends one event per nonzero value; zeros send
+nothing and cost nothing.
 
 Modes.
-  windowed  End-of-window tokens: a node fires window t once every batch of window t has been
-            served on all its cores (the tokens are the batches themselves, empty ones included),
-            so it sees its whole input: results equal the sync engine bit for bit.
-  free      Greedy: every served batch is integrated at once and neurons fire on partial input.
-            LIF leak and bias are applied at a window's first batch; spike products keep running
-            operand sums and emit increments (q @ (K^T V) with the K^T V accumulated so far, and
-            so on), so their window totals are exact but downstream neurons see them early; max
-            pooling emits the change of the pooled running input; token means and the readout
-            accumulate to the end. Deviation from exact execution is reported by ``compare``.
+  windowed  (``async_windowed``) End-of-window tokens: a node fires window t once every batch
+            of window t has been served on all its cores (empty batches are the tokens), so it
+            sees its whole input: results equal the sync engine bit for bit (without drops).
+  free      (``async_free``) Free-running: each core integrates events one by one in the
+            order it serves them (event lists, one event per spike; graded changes sent once
+            per address and slice) and a neuron fires the moment it crosses threshold, at most
+            once per time step (IF / LIF) or D times (SFA); leak and bias are applied at each
+            time step's first event. Operations that need a complete operand (spike products,
+            token means, max pooling, the readout) are realised per ``realisation``: ``token``
+            (a local end-of-window handshake: exact) or ``timeout`` (fire after ``settle_ns``
+            without input; later events are late, counted, and lost for the window). SimPy
+            advances in slices of ``slice_ns`` (default ten per-layer event latencies; one
+            latency or less makes the FIFO order exact too).
 
 Accounting. As the sync engine, except neuron state is touched only by events: with
 ``membrane_rmw_per_synop`` each synaptic op reads and writes its target membrane; a neuron's
-update (fire check, lazy leak) counts once per window in which it received input. Static
-(resting) energy follows from the elapsed time.
+update (fire check, lazy leak) counts once per window in which it received input. Graded
+inputs cost MACs only for nonzero (quantized) values, and graded messages only for nonzero
+values. Static (resting) energy follows from the elapsed time.
 """
 from __future__ import annotations
 
 import numpy as np
-import simpy
 from numpy.lib.stride_tricks import sliding_window_view
 
 from neurosim.ir import graph as G
-from neurosim.ir.semantics import fire_reset, lif_charge
+from chips.engines.async_links import Network
 from chips.engines.base import Engine, SampleRun, Tally
 from chips.engines.executors import CAT, ConvExec, LinearExec, NeuronExec, part_sums
 
 OVERFLOW = ("stall", "drop")
+SLICE_LATENCIES = 10          # default free-running slice, in per-layer event latencies
+ASYNC_MODES = ("windowed", "free")
+REALISATIONS = ("token", "timeout")
+INPUT_ORDERS = ("raster", "saliency")
 
 
-class _Core:
-    """A core: a SimPy resource serving batches, and its FIFO bookkeeping (events)."""
-
-    def __init__(self, env: simpy.Environment, cid: int, depth: int, trace: bool):
-        self.env, self.id, self.depth = env, cid, depth
-        self.res = simpy.Resource(env, capacity=1)
-        self.occ = 0
-        self.space = env.event()
-        self.arrived = self.served = self.dropped = 0
-        self.stall_s = 0.0
-        self.stalls = 0
-        self.max_occ = 0
-        self.busy_s = 0.0
-        self.trace = [] if trace else None
-
-    def log(self):
-        if self.trace is not None:
-            self.trace.append((self.env.now, self.occ))
-
-    def admit(self, n: int):
-        self.occ += n
-        self.arrived += n
-        self.max_occ = max(self.max_occ, self.occ)
-        self.log()
-
-    def release(self, n: int):
-        self.occ -= n
-        self.served += n
-        self.log()
-        ev, self.space = self.space, self.env.event()
-        ev.succeed()
+def _duration(name: str, v) -> float:
+    if v is None or isinstance(v, bool) or not np.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a finite latency >= 0, got {v}")
+    return float(v)
 
 
 class AsyncEngine(Engine):
@@ -91,119 +75,194 @@ class AsyncEngine(Engine):
     def __init__(self, graph, chip, mapping, *, async_mode: str = "windowed",
                  fifo_depth: int | None = None, synop_service_ns: float | None = None,
                  overflow: str = "stall", input_window_s: float | None = None,
-                 input_batches: int = 4, trace_cores: bool = True, **kw):
+                 link_events_per_s: float | None = None, settle_ns: float | None = None,
+                 realisation: str | None = None, input_order: str = "raster",
+                 slice_ns: float | None = None, trace_fifo: bool = False, **kw):
         super().__init__(graph, chip, mapping, **kw)
         t = chip.timing
-        if async_mode not in ("windowed", "free"):
+        if async_mode not in ASYNC_MODES:
             raise ValueError(f"async_mode must be 'windowed' or 'free', got {async_mode!r}")
         if overflow not in OVERFLOW:
             raise ValueError(f"overflow must be one of {OVERFLOW}, got {overflow!r}")
+        realisation = realisation or t.free_realisation or "token"
+        if realisation not in REALISATIONS:
+            raise ValueError(f"realisation must be one of {REALISATIONS}, got {realisation!r}")
+        if input_order not in INPUT_ORDERS:
+            raise ValueError(f"input_order must be one of {INPUT_ORDERS}, got {input_order!r}")
         depth = t.fifo_depth if fifo_depth is None else fifo_depth
-        if int(depth) != depth or depth < 1:
+        if isinstance(depth, bool) or int(depth) != depth or depth < 1:
             raise ValueError(f"fifo_depth must be an integer >= 1 event, got {depth}")
-        service = t.synop_service_ns if synop_service_ns is None else synop_service_ns
-        for name, v in (("synop_service_ns", service), ("event_latency_ns", t.event_latency_ns),
-                        ("burst_isi_ns", t.burst_isi_ns), ("hop_latency_ns", chip.mesh.hop_latency_ns),
-                        ("input_window_s", input_window_s if input_window_s is not None else 0.0)):
-            if v is None or not np.isfinite(v) or v < 0:
-                raise ValueError(f"{name} must be a finite latency >= 0, got {v}")
-        if int(input_batches) != input_batches or input_batches < 1:
-            raise ValueError(f"input_batches must be an integer >= 1, got {input_batches}")
+        rate = chip.mesh.link_events_per_s if link_events_per_s is None else link_events_per_s
+        if rate is None or isinstance(rate, bool) or not np.isfinite(rate) or rate <= 0:
+            raise ValueError(f"link_events_per_s must be a finite rate > 0 events/s, got {rate}")
+        service = _duration("synop_service_ns",
+                            t.synop_service_ns if synop_service_ns is None else synop_service_ns)
+        settle = _duration("settle_ns", t.settle_ns if settle_ns is None else settle_ns)
+        for name, v in (("event_latency_ns", t.event_latency_ns),
+                        ("burst_isi_ns", t.burst_isi_ns), ("hop_latency_ns", chip.mesh.hop_latency_ns)):
+            _duration(name, v)
+        if input_window_s is not None:
+            _duration("input_window_s", input_window_s)
         self.async_mode, self.mode = async_mode, f"async-{async_mode}"
-        self.depth, self.overflow = int(depth), overflow
+        self.depth, self.overflow, self.realisation = int(depth), overflow, realisation
+        self.link_events_per_s, self.settle_s = float(rate), settle * 1e-9
+        self.input_order = input_order
         self.service_s = service * 1e-9
-        self.event_s = t.event_latency_ns * 1e-9
+        # free-running slices (async_free): SLICE_LATENCIES per-layer event latencies
+        default = SLICE_LATENCIES * t.event_latency_ns if t.event_latency_ns > 0 else 1.0
+        self.slice_s = _duration("slice_ns", default if slice_ns is None else slice_ns) * 1e-9
+        if self.slice_s <= 0:
+            raise ValueError(f"slice_ns must be a time > 0 ns, got {slice_ns}")
         self.isi_s = t.burst_isi_ns * 1e-9
-        self.hop_s = chip.mesh.hop_latency_ns * 1e-9
         self.input_window_s = input_window_s
-        self.input_batches = int(input_batches)
-        self.trace_cores = trace_cores
-        self.rmw = bool(chip.core.membrane_rmw_per_synop)
-        m = mapping
-        self.internal = {(u, v): m.layer_of.get(u) is not None and m.layer_of.get(u) == m.layer_of.get(v)
-                         for v in self.order for u in self.inputs_of[v]}
+        self.net = Network(chip, depth=self.depth, drop=overflow == "drop",
+                           link_events_per_s=self.link_events_per_s,
+                           hop_s=chip.mesh.hop_latency_ns * 1e-9,
+                           event_s=t.event_latency_ns * 1e-9, service_s=self.service_s,
+                           trace_events=trace_fifo)
+        if async_mode == "free":
+            for n in self.order:
+                op = graph.op(n)
+                if isinstance(op, G.Neurons) and op.model == "mt":
+                    raise ValueError(f"free-running mode does not support the multi-threshold "
+                                     f"neurons of {n!r}; use async_mode='windowed'")
+        self._build_routes()
+
+    # -------------------------------------------------------------------------- routes
+    def _build_routes(self) -> None:
+        """Who sends what to which core: consumers of each node, internal (same layer) edges,
+        destination cores of every (source part, consumer) with the source channels each one
+        needs, and the synaptic ops an event of each source channel triggers there."""
+        m, graph = self.mapping, self.graph
+        self.internal = {(u, v): m.layer_of.get(u) is not None and m.layer_of.get(u) ==
+                         m.layer_of.get(v) for v in self.order for u in self.inputs_of[v]}
         self.consumers = {n: [] for n in self.order}
         for v in self.order:
             for u in self.inputs_of[v]:
                 self.consumers[u].append(v)
-        self.dest = {}
-        for u in self.order:
-            parts_u = [(None, 0, graph.op(u).shape[0])] if u == self.inp else self.parts[u]
-            for v in self.consumers[u]:
-                for i, (_, c0, c1) in enumerate(parts_u):
-                    self.dest[(u, i, v)] = m.dest_cores(u, v, c0, c1)
-        for n in self.order:
-            if isinstance(graph.op(n), G.Neurons) and graph.op(n).model == "mt" and \
-                    async_mode == "free":
-                raise ValueError(f"free-running mode does not support the multi-threshold "
-                                 f"neurons of {n!r}; use async_mode='windowed'")
-        self.cl_shape = {n: (graph.op(n).shape[1:] + graph.op(n).shape[:1]
-                             if len(graph.op(n).shape) == 3 else graph.op(n).shape)
-                         for n in self.order}             # channels-last shape of each output
+        self.src_parts = {u: ([(-1, 0, graph.op(u).shape[0])] if u == self.inp else
+                              [tuple(p) for p in self.parts[u]]) for u in self.order}
         self.core_part = {n: {c: [i for i, p in enumerate(self.parts[n]) if p[0] == c]
-                              for c in set(self.part_cores[n].tolist())} for n in self.parts}
+                              for c in dict.fromkeys(self.part_cores[n].tolist())}
+                          for n in self.parts}
+        self.dest: dict = {}          # (u, i, v) -> [(core, need mask [C_u] uint8)]
+        self.fans: dict = {}          # (v, port, core) -> (fan_pos, fan_ch)
+        for v in self.order:
+            for port, u in enumerate(self.inputs_of[v]):
+                if self.internal[(u, v)]:
+                    continue
+                lo, hi = m._dependents(u, v)
+                for core, idx in self.core_part[v].items():
+                    need = np.zeros(len(lo), np.uint8)
+                    for j in idx:
+                        _, c0, c1 = self.parts[v][j]
+                        need |= ((lo < c1) & (hi > c0)).astype(np.uint8)
+                    self.fans[(v, port, core)] = self._fan(v, core, len(lo))
+                    for i, (_, a, b) in enumerate(self.src_parts[u]):
+                        if need[a:b].any():
+                            self.dest.setdefault((u, i, v), []).append((core, need))
 
-    # -------------------------------------------------------------------------- helpers
-    def _arrival_ops(self, v: str, port: int, x: np.ndarray, core: int) -> int:
-        """Synaptic ops a batch ``x`` (one input of ``v``) triggers on ``core``."""
-        e = self.execs[v]
-        idx = self.core_part[v][core]
-        if isinstance(e, ConvExec) and not e.graded:
-            return int(e.counter.parts(x, False)[idx].sum())
+    def _fan(self, v: str, core: int, C: int) -> tuple[np.ndarray, np.ndarray]:
+        """Synaptic ops on ``core`` of one event at (position p, channel c) of an input of
+        ``v``: ``fan_pos[p] * fan_ch[c]`` (one entry in ``fan_pos``: any position)."""
+        e, idx = self.execs[v], self.core_part[v][core]
         if isinstance(e, ConvExec):
-            return 0
-        if isinstance(e, LinearExec) and not e.graded:
-            return int(x.astype(np.int64).sum()) * int(e.widths[idx].sum())
-        return 0
+            return e.taps.astype(np.float64), e.overlap[:, idx].sum(axis=1)
+        if isinstance(e, LinearExec):
+            return np.ones(1), np.full(C, float(e.widths[idx].sum()))
+        return np.ones(1), np.ones(C)
 
-    @staticmethod
-    def _drop_tail(x: np.ndarray, n_drop: int) -> np.ndarray:
-        """Remove the last ``n_drop`` events of a count tensor in flat (address) order."""
-        flat = x.reshape(-1).astype(np.int64).copy()
-        csum = np.cumsum(flat[::-1])
-        keep_rev = np.maximum(flat[::-1] - np.clip(n_drop - (csum - flat[::-1]), 0, None), 0)
-        return keep_rev[::-1].reshape(x.shape).astype(x.dtype)
+    def ssc_fan(self, v: str, x: np.ndarray, c0: int, c1: int) -> np.ndarray | None:
+        """SSC conv ``v``: per input position, the active sites an event there reaches (the
+        box sum of the batch's active mask), replacing the static taps; None otherwise."""
+        op = self.graph.op(v)
+        if not (isinstance(op, G.Conv) and op.ssc):
+            return None
+        act = (x[..., c0:c1] != 0).any(axis=-1).astype(np.float64)
+        k, p = op.kernel, op.padding
+        nb = sliding_window_view(np.pad(act, p), (k, k)).sum(axis=(2, 3))
+        return np.ascontiguousarray(nb.reshape(-1))
 
-    def _touched(self, v: str, ins: list[np.ndarray]) -> np.ndarray:
-        """Neurons of population ``v`` that received input this window, per part."""
+    # -------------------------------------------------------------------------- accounting
+    def touched(self, v: str, ins: list[np.ndarray], prev_in: np.ndarray | None) -> np.ndarray:
+        """Neurons of population ``v`` that received input this window, per part (x D for
+        SFA); ``prev_in``: the spike input of ``v``'s projection, when it has one."""
         op = self.graph.op(v)
         (u,) = self.inputs_of[v]
         uop = self.graph.op(u)
-        x_src = None
-        if isinstance(uop, (G.Conv, G.Linear)) and self.graph.out_kind(self.inputs_of[u][0]) == "spike":
-            x_src = self._last_inputs[u][0]
-        if isinstance(uop, G.Linear) and x_src is not None:
-            hit = np.full(op.shape, bool(np.any(x_src)))
-        elif isinstance(uop, G.Conv) and x_src is not None:
+        per_c = None
+        if isinstance(uop, G.Linear) and prev_in is not None:
+            hit = np.full(op.shape, bool(np.any(prev_in)))
+        elif isinstance(uop, G.Conv) and prev_in is not None:
             k, s, p, g = uop.kernel, uop.stride, uop.padding, uop.groups
             cg, og = uop.in_shape[0] // g, op.channels // g
-            act = (x_src != 0).reshape(x_src.shape[:2] + (g, cg)).any(axis=3).astype(np.int64)
-            pad = np.pad(act, ((p, p), (p, p), (0, 0)))
+            act = (prev_in != 0).reshape(prev_in.shape[:2] + (g, cg)).any(axis=3)
+            pad = np.pad(act.astype(np.int64), ((p, p), (p, p), (0, 0)))
             win = sliding_window_view(pad, (k, k), axis=(0, 1))[::s, ::s].sum(axis=(-1, -2)) > 0
-            hit = np.repeat(win, og, axis=2)                       # [Ho, Wo, C]
+            per_c = np.repeat(win.sum(axis=(0, 1)), og)            # per output channel
         else:
             hit = ins[0] != 0
-        per_c = hit.reshape(-1, op.channels).sum(axis=0)
+        if per_c is None:
+            per_c = hit.reshape(-1, op.channels).sum(axis=0)
         D = op.D if op.model == "sfa" else 1
         return part_sums(per_c, self.execs[v].starts) * D
 
-    def _async_counts(self, v: str, ins, c: np.ndarray) -> None:
-        """Replace the sync engine's clocked neuron accounting by event-driven accounting."""
+    def graded_ops(self, v: str, x: np.ndarray) -> np.ndarray:
+        """MACs per part of a graded input ``x`` of projection ``v``: nonzero quantized values
+        only (an event-driven chip receives no event for a zero)."""
+        e, op = self.execs[v], self.graph.op(v)
+        q = np.clip(np.rint(x / op.in_scale), -(2.0 ** (op.in_bits - 1)),
+                    2.0 ** (op.in_bits - 1) - 1)
+        nz = (q != 0)
+        if isinstance(e, ConvExec):
+            C = x.shape[-1]
+            per_c = e.taps @ nz.reshape(-1, C).astype(np.float64)
+            return np.rint(per_c @ e.overlap).astype(np.int64)
+        return int(np.count_nonzero(nz)) * e.widths
+
+    def event_counts(self, v: str, ins, c: np.ndarray, prev_in=None) -> None:
+        """Replace the sync engine's clocked accounting of one step of ``v`` by event-driven
+        accounting: nonzero graded inputs only, membrane traffic per synaptic op (Speck) and
+        neuron updates of the neurons that received input."""
         e = self.execs[v]
-        if not isinstance(e, NeuronExec):
-            if self.rmw and isinstance(e, (ConvExec, LinearExec)):
+        if isinstance(e, (ConvExec, LinearExec)):
+            if e.graded and not e.events_in:
+                ops = self.graded_ops(v, ins[0])
+                c[:, CAT["mac"]] = ops
+                c[:, CAT["weight_reads"]] = ops
+            if self.chip.core.membrane_rmw_per_synop:
                 syn = c[:, CAT["ac"]] + c[:, CAT["mac"]]
                 c[:, CAT["membrane_reads"]] += syn
                 c[:, CAT["membrane_writes"]] += syn
             return
-        touched = self._touched(v, ins)
+        if not isinstance(e, NeuronExec):
+            return
+        touched = self.touched(v, ins, prev_in)
         c[:, CAT["neuron_updates"]] = touched
-        if self.rmw:                   # the synapses already read/wrote; the update writes once
-            c[:, CAT["membrane_reads"]] = 0
-            c[:, CAT["membrane_writes"]] = touched
-        else:
-            c[:, CAT["membrane_reads"]] = touched
-            c[:, CAT["membrane_writes"]] = touched
+        c[:, CAT["membrane_writes"]] = touched
+        # with rmw the synapses already read the membrane; else the update reads it once
+        c[:, CAT["membrane_reads"]] = 0 if self.chip.core.membrane_rmw_per_synop else touched
+
+    def route_counts(self, u: str, val: np.ndarray, counts: np.ndarray) -> int:
+        """As ``Engine.route_counts``, but a graded source sends only its nonzero values."""
+        if self.sends[u] == "spike" or u not in self.routes:
+            return super().route_counts(u, val, counts)
+        C = val.shape[-1]
+        per_c = np.count_nonzero(val.reshape(-1, C), axis=0).astype(np.int64)
+        starts, longest = self.execs[u].starts, 0
+        for r in self.routes[u]:
+            msgs, hops, far = r[0], r[1], r[-1]
+            m = per_c * msgs
+            counts[:, CAT["graded_messages"]] += part_sums(m, starts)
+            counts[:, CAT["graded_hops"]] += part_sums(per_c * hops, starts)
+            if m.any():
+                longest = max(longest, far)
+        return longest
+
+    def fire_seconds(self, v: str, c: np.ndarray) -> dict[int, float]:
+        """Core time of a node's own work in one step (neuron updates, other adds), per core."""
+        return {core: float(c[idx, CAT["aux_ops"]].sum() + c[idx, CAT["neuron_updates"]].sum())
+                * self.service_s for core, idx in self.core_part[v].items()}
 
     # -------------------------------------------------------------------------- run
     def input_window(self) -> float:
@@ -213,338 +272,46 @@ class AsyncEngine(Engine):
         return 1e-3 if self.graph.op(self.inp).kind == "spike" else 0.0
 
     def run_one(self, x: np.ndarray, b: int, tally: Tally) -> SampleRun:
-        sim = _SampleSim(self, x, b, tally)
+        if self.async_mode == "windowed":
+            from chips.engines.async_windowed import WindowedSim
+            sim = WindowedSim(self, x, b, tally)
+        else:
+            from chips.engines.async_free import FreeSim
+            sim = FreeSim(self, x, b, tally)
         sim.run()
         return sim.outcome()
 
     def merge_stats(self, per_sample: list[dict]) -> dict:
         def total(k):
-            return sum(s[k] for s in per_sample)
-        arrived, drops = total("arrived"), total("drops")
-        return {"fifo_depth": self.depth, "overflow": self.overflow,
-                "async_mode": self.async_mode, "stalls": total("stalls"),
-                "stall_s": total("stall_s"), "drops": drops, "events_in": arrived + drops,
-                "events_served": total("served"), "events_dropped": drops,
-                "events_in_flight": arrived - total("served"),
-                "max_fifo_occupancy": max((s["max_fifo"] for s in per_sample), default=0),
-                "batches": total("batches"),
-                "fifo_occupancy": per_sample[0]["fifo"] if per_sample else None,
-                "input_window_s": self.input_window()}
-
-    def _slices(self, xt: np.ndarray, graded: bool) -> list[np.ndarray]:
-        """Split one input window into ``input_batches`` slices (events in address order)."""
-        k = self.input_batches
-        if k == 1:
-            return [xt]
-        flat = xt.reshape(-1)
-        bounds = np.linspace(0, flat.size, k + 1).astype(int)
-        out = []
-        for j in range(k):
-            s = np.zeros_like(flat)
-            s[bounds[j]:bounds[j + 1]] = flat[bounds[j]:bounds[j + 1]]
-            out.append(s.reshape(xt.shape))
+            return sum(s.get(k, 0) for s in per_sample)
+        out = {"fifo_depth": self.depth, "overflow": self.overflow,
+               "async_mode": self.async_mode, "link_events_per_s": self.link_events_per_s,
+               "stalls": total("stalls"), "stall_s": total("stall_s"), "drops": total("drops"),
+               "drops_at_links": total("drops_at_links"),
+               "events_in": total("events_in"), "events_served": total("events_served"),
+               "events_dropped": total("drops"), "events_in_flight": total("events_in_flight"),
+               "max_fifo_occupancy": max((s["max_fifo"] for s in per_sample), default=0),
+               "batches": total("batches"),
+               "fifo_occupancy": per_sample[0]["fifo"] if per_sample else None,
+               "input_window_s": self.input_window()}
+        if self.async_mode == "free":
+            out.update(realisation=self.realisation, settle_s=self.settle_s,
+                       late_events=total("late_events"), timeouts=total("timeouts"))
         return out
 
+    def sample_stats(self) -> dict:
+        """The network's counters of the sample just run."""
+        n = self.net
+        return {"stalls": n.stalls, "stall_s": n.stall_s, "drops": n.dropped,
+                "drops_at_links": n.dropped_link, "events_in": n.sent,
+                "events_served": n.served, "events_in_flight": n.queued - n.served,
+                "max_fifo": int(n.max_occ.max()) if len(n.max_occ) else 0,
+                "fifo": n.fifo_trace()}
 
-class _SampleSim:
-    """One input sample through the chip: SimPy processes for deliveries, cores and firings.
-
-    Steps: windowed mode has one step per window (k = t); free mode ``input_batches`` phases
-    per window (k = t * S + j), a node firing on each phase's partial input."""
-
-    def __init__(self, eng: AsyncEngine, x: np.ndarray, b: int, tally: Tally):
-        self.eng, self.x, self.b, self.tally = eng, x, b, tally
-        self.env = env = simpy.Environment()
-        self.cores = {c: _Core(env, c, eng.depth, eng.trace_cores and b == 0)
-                      for c in range(eng.n_cores)}
-        self.T = x.shape[0]
-        self.free = eng.async_mode == "free"
-        self.S = S = eng.input_batches
-        self.K = K = self.T * S if self.free else self.T
-        self.window = eng.input_window()
-        keys = [(v, k) for v in eng.execs for k in range(K)]
-        self.inbox = {(v, k): [None] * len(eng.inputs_of[v]) for v, k in keys}
-        self.expected = self._expected_batches()
-        self.got = dict.fromkeys(keys, 0)
-        self.ready = {key: env.event() for key in keys}
-        self.done = {key: env.event() for key in keys}
-        eng._last_inputs = {}
-        self.work = []                        # [core, start_s, end_s, node, kind] of input 0
-        self.last_item: dict[int, int] = {}   # core -> index of its latest work item
-        self.stats = {"stalls": 0, "stall_s": 0.0, "drops": 0, "batches": 0}
-        self.out_time = 0.0
-        self.free_state = {n: _FreeState(eng, n) for n in eng.execs} if self.free else None
-        self.copies_left: dict[int, int] = {}
-
-    def _expected_batches(self) -> dict:
-        """Batches each (node, step) will receive before it may fire."""
-        eng = self.eng
-        expected = {(v, k): 0 for v in eng.execs for k in range(self.K)}
-        for v in eng.execs:
-            for u in eng.inputs_of[v]:
-                nparts = 1 if u == eng.inp else len(eng.parts[u])
-                per_step = self.S if (u == eng.inp and not self.free) else 1
-                for i in range(nparts):
-                    n = 1 if (eng.internal[(u, v)] or eng.dest[(u, i, v)]) else 0
-                    for k in range(self.K):
-                        expected[(v, k)] += n * per_step
-        return expected
-
-    # -------------------------------------------------------------------------- processes
-    def serve(self, core: _Core, seconds: float, n_events: int, node: str, kind: str):
-        """Occupy ``core`` for ``seconds``, then free ``n_events`` FIFO slots."""
-        env = self.env
-        with core.res.request() as req:
-            yield req
-            start = env.now
-            if seconds > 0:
-                yield env.timeout(seconds)
-            core.busy_s += seconds
-            if n_events:
-                core.release(n_events)
-            if core.trace is not None and seconds > 0:
-                work, last = self.work, self.last_item.get(core.id)
-                if last is not None and work[last][3] == node and work[last][4] == kind \
-                        and work[last][2] == start:              # back-to-back: extend
-                    work[last][2] = env.now
-                else:
-                    self.last_item[core.id] = len(work)
-                    work.append([core.id, start, env.now, node, kind])
-
-    def receive(self, v, k, port, xb):
-        """A batch of step k's input of ``v`` on ``port`` has been integrated."""
-        cur = self.inbox[(v, k)][port]
-        self.inbox[(v, k)][port] = xb if cur is None else cur + xb
-        self.got[(v, k)] += 1
-        if self.got[(v, k)] == self.expected[(v, k)]:
-            self.ready[(v, k)].succeed()
-
-    def _batch_ops(self, v, port, xb, core_id, graded) -> int:
-        eng = self.eng
-        if graded and isinstance(eng.execs[v], ConvExec):
-            return int(eng.execs[v].counter.parts(xb, True)[eng.core_part[v][core_id]].sum())
-        return 0 if graded else eng._arrival_ops(v, port, xb, core_id)
-
-    def deliver(self, key, u, i, v, k, port, xb, send_s, core_id, graded):
-        """One copy of a batch to one destination core: route, FIFO admission, service."""
-        eng, env, core = self.eng, self.env, self.cores[core_id]
-        src_core = None if u == eng.inp else eng.parts[u][i][0]
-        hops = 0 if src_core is None else eng.mapping.hops(src_core, core_id)
-        yield env.timeout(max(0.0, send_s - env.now) + eng.event_s + hops * eng.hop_s)
-        n = int(np.count_nonzero(xb)) if graded else int(xb.astype(np.int64).sum())
-        ops = self._batch_ops(v, port, xb, core_id, graded)
-        # stream the batch through the FIFO: the core serves admitted events while the
-        # rest waits at the router (stall policy); ops are split over chunks exactly
-        procs, admitted = [], 0
-        while admitted < n:
-            free_slots = core.depth - core.occ
-            if free_slots <= 0:
-                t_stall = env.now
-                self.stats["stalls"] += 1
-                core.stalls += 1
-                yield core.space
-                core.stall_s += env.now - t_stall
-                self.stats["stall_s"] += env.now - t_stall
-                continue
-            chunk = min(free_slots, n - admitted)
-            core.admit(chunk)
-            share = ops * (admitted + chunk) // n - ops * admitted // n
-            procs.append(env.process(self.serve(core, share * eng.service_s, chunk, v, "synops")))
-            admitted += chunk
-        if n == 0 and ops:
-            procs.append(env.process(self.serve(core, ops * eng.service_s, 0, v, "synops")))
-        if procs:
-            yield env.all_of(procs)
-        self.copies_left[key] -= 1
-        if self.copies_left[key] == 0:     # every destination core has integrated the batch
-            self.receive(v, k, port, xb)
-
-    def send(self, u, i, k, val, at_s):
-        """Multicast part i of u's step-k output to every consumer."""
-        eng = self.eng
-        _, c0, c1 = (None, 0, val.shape[-1]) if u == eng.inp else eng.parts[u][i]
-        xb = np.zeros_like(val)
-        xb[..., c0:c1] = val[..., c0:c1]
-        graded = eng.graph.out_kind(u) == "graded"
-        burst = 0.0
-        if not graded and xb.size and xb.max() > 1:
-            burst = (float(xb.max()) - 1) * eng.isi_s
-        for v in eng.consumers[u]:
-            port = eng.inputs_of[v].index(u)
-            if eng.internal[(u, v)]:
-                self.receive(v, k, port, xb)
-                continue
-            dests = eng.dest[(u, i, v)]
-            if not dests:
-                continue
-            xv = xb
-            if eng.overflow == "drop" and not graded:
-                xv = self._drop_excess(xb, dests)
-            self.stats["batches"] += len(dests)
-            key = len(self.copies_left)
-            self.copies_left[key] = len(dests)
-            for c in dests:
-                self.env.process(self.deliver(key, u, i, v, k, port, xv, at_s + burst, c,
-                                              graded))
-
-    def _drop_excess(self, xb: np.ndarray, dests) -> np.ndarray:
-        """The congestion balancer: events beyond the fullest destination FIFO's free slots."""
-        n = int(xb.astype(np.int64).sum())
-        over = max(max(0, n - (self.cores[c].depth - self.cores[c].occ)) for c in dests)
-        if not over:
-            return xb
-        self.stats["drops"] += over * len(dests)
-        for c in dests:
-            self.cores[c].dropped += over
-        return self.eng._drop_tail(xb, over)
-
-    def _step(self, v, k, ins, c):
-        """Node v's output for step k (windowed: the executor; free: increments)."""
-        eng = self.eng
-        if self.free:
-            out, acc_in = self.free_state[v].step(k // self.S, k % self.S, ins, c)
-            eng._last_inputs[v] = ins
-            eng._async_counts(v, [acc_in] if isinstance(eng.execs[v], NeuronExec) else ins, c)
-        else:
-            out = eng.execs[v].step(ins, c)
-            eng._last_inputs[v] = ins
-            eng._async_counts(v, ins, c)
-        return out
-
-    def fire(self, v, k):
-        """Node v runs step k once all of its input batches for k were served."""
-        eng, env = self.eng, self.env
-        if k > 0:
-            yield self.done[(v, k - 1)]
-        yield self.ready[(v, k)]
-        c = eng.new_counts(v)
-        out = self._step(v, k, self.inbox[(v, k)], c)
-        eng.route_counts(v, out, c)
-        self.tally.account(v, c)
-        self.tally.output(v, k // self.S if self.free else k, self.b, out)
-        per_core = {cid: int(c[idx, CAT["aux_ops"]].sum() + c[idx, CAT["neuron_updates"]].sum())
-                    for cid, idx in eng.core_part[v].items()}
-        procs = [env.process(self.serve(self.cores[cid], ops * eng.service_s, 0, v, "fire"))
-                 for cid, ops in per_core.items() if ops]
-        if procs:
-            yield env.all_of(procs)
-        for i in range(len(eng.parts[v])):
-            self.send(v, i, k, out, env.now)
-        if v == eng.out:
-            self.out_time = max(self.out_time, env.now)
-        self.done[(v, k)].succeed()
-
-    def source(self):
-        """The input: window t's values in S slices spread over the window."""
-        eng, env = self.eng, self.env
-        graded = eng.graph.op(eng.inp).kind == "graded"
-        for t in range(self.T):
-            for j, sl in enumerate(eng._slices(self.x[t], graded)):
-                at = (t + j / self.S) * self.window
-                yield env.timeout(max(0.0, at - env.now))
-                self.send(eng.inp, 0, t * self.S + j if self.free else t, sl, env.now)
-
-    # -------------------------------------------------------------------------- driver
-    def run(self) -> None:
-        eng = self.eng
-        self.env.process(self.source())
-        for v in eng.order:
-            if v in eng.execs:
-                for k in range(self.K):
-                    self.env.process(self.fire(v, k))
-        self.env.run()
-        unfinished = [(v, k) for k in range(self.K) for v in eng.order
-                      if v in eng.execs and not self.done[(v, k)].triggered]
-        if unfinished:
-            v, k = unfinished[0]
-            raise RuntimeError(f"async simulation stalled: node {v!r} step {k} received "
-                               f"{self.got[(v, k)]} of {self.expected[(v, k)]} input batches "
-                               "(deadlock)")
-
-    def outcome(self) -> SampleRun:
-        eng, cores = self.eng, self.cores.values()
-        acc = self.free_state[eng.out].readout_acc if self.free else eng.execs[eng.out].acc
-        stats = dict(self.stats, arrived=sum(c.arrived for c in cores),
-                     served=sum(c.served for c in cores),
-                     max_fifo=max(c.max_occ for c in cores),
-                     fifo={c.id: c.trace for c in cores if c.trace and c.max_occ})
-        timeline = {"items": self.work,
-                    "core_busy_s": {c.id: c.busy_s for c in cores if c.busy_s}}
-        return SampleRun(logits=acc / self.T, latency_s=self.out_time,
-                         timeline=timeline if self.b == 0 else None, stats=stats)
+    def timeline(self) -> dict:
+        n = self.net
+        return {"items": n.items,
+                "core_busy_s": {int(c): float(s) for c, s in enumerate(n.busy_s) if s}}
 
 
-class _FreeState:
-    """Per-node state of free-running execution: phase j of window t integrates the phase's
-    input increments and fires on the partial sum (module doc, mode ``free``). With one phase
-    per window every rule below reduces to the windowed one, operation for operation."""
-
-    def __init__(self, eng: AsyncEngine, v: str):
-        self.eng, self.v = eng, v
-        self.op, self.e = eng.graph.op(v), eng.execs[v]
-        self.acc = None                   # running operand sums of the current window
-        self.vm = None                    # membrane (LIF / IF)
-        self.h = self.fired = None        # SFA membrane and spikes within the window
-        self.readout_acc = None
-
-    def step(self, t: int, j: int, ins: list[np.ndarray], c: np.ndarray):
-        """(output increment, neuron input) of phase j of window t; counts added to ``c``."""
-        op, e = self.op, self.e
-        if isinstance(op, (G.Conv, G.Linear)):
-            out = e.step(ins, c)
-            return (out if j == 0 else out - op.bias), None     # bias once per window
-        if isinstance(op, G.Neurons):
-            return self._neurons(ins[0], j, c), ins[0]
-        if isinstance(op, G.Readout):
-            x = ins[0]
-            self.readout_acc = x.copy() if self.readout_acc is None else self.readout_acc + x
-            c[:, CAT["aux_ops"]] += e.per_part_sizes()
-            return x, None
-        if isinstance(op, (G.Add, G.TokenMean)):              # linear: increments pass on
-            return e.step(ins, c), None
-        # pooling and spike products: f(new running input) - f(old running input)
-        old = self.acc if j > 0 else None
-        new = ins if old is None else [a + d for a, d in zip(old, ins)]
-        self.acc = new
-        out = e.step(new, c)
-        if old is None:
-            return out, None
-        c_old = np.zeros_like(c)
-        prev = e.step(old, c_old)
-        c -= c_old
-        c[:, CAT["graded_values"]] += c_old[:, CAT["graded_values"]]
-        return out - prev, None
-
-    def _neurons(self, x: np.ndarray, j: int, c: np.ndarray) -> np.ndarray:
-        op = self.op
-        vth = op.v_th
-        lo, hi = op.v_range
-        n_par = self.e.per_part_sizes()
-        if op.model == "sfa":
-            if j == 0:
-                self.h = x + 0.5 * vth
-                self.fired = np.zeros(x.shape)
-            else:
-                self.h = self.h + x
-            sat = int(np.count_nonzero((self.h < lo) | (self.h > hi)))
-            self.h = np.clip(self.h, lo, hi)
-            out = np.zeros(x.shape)
-            for _ in range(op.D):
-                s = (self.h >= vth) & (self.fired < op.D)
-                out += s
-                self.fired += s
-                self.h = np.where(s, self.h - vth, self.h)
-        else:
-            v = self.vm if self.vm is not None else \
-                np.broadcast_to(op.v_reset, x.shape).astype(np.float64)
-            if j > 0 and op.model == "lif":   # leak once per window, at its first phase
-                h = v + x / op.tau if op.decay_input else v + x
-            else:
-                h = lif_charge(op, v, x, op.v_reset)
-            out, self.vm, sat = fire_reset(op, h, vth, op.v_reset)
-        c[0, CAT["saturations"]] += sat
-        for cat in ("neuron_updates", "membrane_reads", "membrane_writes"):
-            c[:, CAT[cat]] += n_par
-        per_c = out.reshape(-1, op.channels).sum(axis=0).astype(np.int64)
-        c[:, CAT["spikes"]] += part_sums(per_c, self.e.starts)
-        return out
+__all__ = ["AsyncEngine", "ASYNC_MODES", "INPUT_ORDERS", "OVERFLOW", "REALISATIONS"]

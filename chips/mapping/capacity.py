@@ -22,7 +22,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from chips.mapping.layers import Layer, _hw, _Needs
+from chips.mapping.layers import Layer, _hw, _Needs, output_pools
 from chips.spec import ChipSpec, CoreCapacity
 from neurosim.ir import graph as G
 
@@ -81,21 +81,29 @@ def _split(L: Layer, needs: _Needs, cap: CoreCapacity, allow: bool) -> list[tupl
     C = L.channels
     if not allow:
         return [(0, C)]
-    ranges, c0 = [], 0
+    def fits(a: int, b: int) -> bool:
+        return not _exceeds(needs.part(L, a, b)[0], cap)
+
+    ranges, c0, size = [], 0, 0
     while c0 < C:
-        if _exceeds(needs.part(L, c0, c0 + 1)[0], cap):
+        guess = min(C, c0 + size)             # needs grow with c1: the previous range's size
+        if size and fits(c0, guess) and (guess == C or not fits(c0, guess + 1)):
+            ranges.append((c0, guess))        # is the largest again (2 checks, not log C)
+            c0 = guess
+            continue
+        if not fits(c0, c0 + 1):
             ranges.append((c0, c0 + 1))       # one channel does not fit: reported later
             c0 += 1
             continue
         lo, hi = c0 + 1, C                    # largest c1 that fits (needs grow with c1)
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if _exceeds(needs.part(L, c0, mid)[0], cap):
-                hi = mid - 1
-            else:
+            if fits(c0, mid):
                 lo = mid
+            else:
+                hi = mid - 1
         ranges.append((c0, lo))
-        c0 = lo
+        size, c0 = lo - c0, lo
     k = len(ranges)
     even = [(C * i // k, C * (i + 1) // k) for i in range(k)]
     if even != ranges and all(not _exceeds(needs.part(L, a, b)[0], cap) for a, b in even):
@@ -167,7 +175,11 @@ def _check_geometry(graph: G.Graph, chip: ChipSpec, L: Layer, n: str) -> list[Vi
     else:
         cin = op.in_shape[0]
         h, w = _hw(op.in_shape)
-        k, s, p = h, 1, 0
+        k, s, p = max(h, w), 1, 0
+        if h != w and chip.core.memory_model == "dynapcnn":
+            add("kernel_size", f"{h}x{w}", "square kernels",
+                f"a linear layer over a {h}x{w} map is a {h}x{w} kernel on a DYNAP-CNN core; "
+                f"{chip.name} kernels are square (sinabs DynapcnnLayer)")
     if lim.kernel_max is not None and k > lim.kernel_max:
         add("kernel_size", k, lim.kernel_max,
             f"kernel {k}x{k}, {chip.name} allows up to {lim.kernel_max}x{lim.kernel_max}")
@@ -220,11 +232,14 @@ def _check_memory(graph: G.Graph, chip: ChipSpec, L: Layer,
 # ----------------------------------------------------------------------------- graph checks
 def _check_graph(graph: G.Graph, chip: ChipSpec, layers: dict[str, Layer],
                  layer_of: dict[str, str], out: list[Violation]):
-    """Edges: graded values between cores, destination counts."""
+    """Edges: graded values between cores (a core's output pool sends spike events),
+    destination counts."""
     inp = graph.input_node()
+    pooled = {n for n in output_pools(graph, chip) if layer_of[n] == layer_of[graph.inputs(n)[0]]}
     for u, v in graph.edges():
         cross = u == inp or layer_of[u] != layer_of[v]
-        if cross and graph.edge(u, v)["kind"] == "graded" and not chip.features.graded_edges:
+        graded = graph.edge(u, v)["kind"] == "graded" and u not in pooled
+        if cross and graded and not chip.features.graded_edges:
             what = "graded input (pixel values)" if u == inp else "graded values"
             L = layer_of[v]
             out.append(Violation(L, v, "graded_edge", f"{u} -> {v}", "spike events only",

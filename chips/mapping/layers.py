@@ -16,6 +16,12 @@ Layers
       layer of their own; one that needs no memory takes no core and sits on its producer's
       (or, after the Input, its consumer's) first core.
     * the ``Input`` is off-chip: its events enter at the destination cores (0 hops).
+    * output pooling (chips with ``limits.pool_sizes``, Speck): a sum pool of a layer's own
+      spikes (``output_pools``: a depthwise all-ones Conv, kernel = stride in ``pool_sizes``,
+      no padding, unit scale, no bias; NIR ``SumPool2d`` imports as one) is what a DYNAP-CNN
+      core applies to its output before sending (sinabs ``DynapcnnLayer``: conv -> IAF ->
+      sum pool). It joins its producer's layer, needs no memory, and its pooled counts leave
+      the core as spike events (a spike at (c, y, x) is sent to (c, y // k, x // k)).
 
 Resources of one part (output channels [c0, c1) of a layer) on one core
     * neurons: ``(c1 - c0) * H * W`` per Neurons node, plus the same for a reduction whose
@@ -91,19 +97,55 @@ def _hw(shape: tuple) -> tuple[int, int]:
     return (shape[1], shape[2]) if len(shape) == 3 else (1, 1)
 
 
-def _build_layers(graph: G.Graph) -> tuple[dict[str, Layer], dict[str, str], dict[str, str]]:
-    """Group nodes into layers. Returns (layers by name, layer of each node, align producer of
-    each layer that does not start with a Conv/Linear)."""
+def is_output_pool(graph: G.Graph, n: str, chip: ChipSpec | None) -> bool:
+    """True when node ``n`` is a sum pool that a core of ``chip`` applies to its own output
+    spikes (module doc): a depthwise Conv with all-ones weights, unit scale, no bias, kernel =
+    stride in ``chip.limits.pool_sizes``, no padding, fed by the spikes of a Neurons node.
+    Its output counts are integers: the pooled spike events."""
+    sizes = chip.limits.pool_sizes if chip is not None else None
+    op = graph.op(n)
+    if not sizes or not isinstance(op, G.Conv) or op.ssc:
+        return False
+    ins = graph.inputs(n)
+    C = op.channels
+    return (len(ins) == 1 and isinstance(graph.op(ins[0]), G.Neurons)
+            and graph.out_kind(ins[0]) == "spike"
+            and op.groups == C == op.in_shape[0] and op.kernel == op.stride
+            and op.padding == 0 and op.kernel in sizes
+            and bool(np.all(op.weight == 1)) and bool(np.all(op.scale == 1))
+            and bool(np.all(op.bias == 0)))
+
+
+def output_pools(graph: G.Graph, chip: ChipSpec | None) -> set[str]:
+    """Nodes of ``graph`` that ``chip``'s cores fold into their producer (``is_output_pool``)."""
+    return {n for n in graph.order() if is_output_pool(graph, n, chip)}
+
+
+def folded_pools(graph: G.Graph, chip: ChipSpec | None, layer_of: dict[str, str]) -> set[str]:
+    """Output pools (``output_pools``) that sit in their producer's layer (``layer_of``), i.e.
+    that its cores apply to their output: no synaptic ops, no memory, spike events out."""
+    return {n for n in output_pools(graph, chip)
+            if layer_of.get(n) is not None and layer_of.get(n) == layer_of.get(graph.inputs(n)[0])}
+
+
+def _build_layers(graph: G.Graph, chip: ChipSpec | None = None
+                  ) -> tuple[dict[str, Layer], dict[str, str], dict[str, str]]:
+    """Group nodes into layers (``chip``: for its output pooling). Returns (layers by name,
+    layer of each node, align producer of each layer that does not start with a
+    Conv/Linear)."""
     layers: dict[str, Layer] = {}
     layer_of: dict[str, str] = {}
     anchor: dict[str, str] = {}
+    pools = output_pools(graph, chip)
     for n in graph.order():
         op = graph.op(n)
         if isinstance(op, G.Input):
             continue
         ins = graph.inputs(n)
         join = None
-        if isinstance(op, G.Neurons):
+        if n in pools and ins[0] in layer_of:
+            join = layer_of[ins[0]]
+        elif isinstance(op, G.Neurons):
             src = ins[0]
             if isinstance(graph.op(src), REDUCTIONS) and src in layer_of:
                 join = layer_of[src]
@@ -127,8 +169,19 @@ class _Needs:
 
     def __init__(self, graph: G.Graph, chip: ChipSpec, layer_of: dict[str, str]):
         self.graph, self.chip, self.layer_of = graph, chip, layer_of
+        self.pools = {n for n in output_pools(graph, chip)
+                      if layer_of.get(n) == layer_of.get(graph.inputs(n)[0])}
         self.flat = chip.core.memory_model == "flat"
         self.wbits, self.sbits = chip.core.weight_bits, chip.core.state_bits
+        self._acc: dict[str, bool] = {}            # memo of accumulates()
+        self._bias_nz: dict[str, np.ndarray] = {}  # prefix counts of nonzero biases
+
+    def _has_bias(self, n: str, op, c0: int, c1: int) -> bool:
+        """Any nonzero bias among output channels [c0, c1) (prefix counts: O(1) per call)."""
+        pre = self._bias_nz.get(n)
+        if pre is None:
+            pre = self._bias_nz[n] = np.concatenate([[0], np.cumsum(op.bias != 0)])
+        return bool(pre[c1] > pre[c0])
 
     def _cin(self, op) -> int:
         """Input channels per output channel as stored (compact or dense grouped kernels)."""
@@ -138,14 +191,19 @@ class _Needs:
     def accumulates(self, n: str) -> bool:
         """A reduction keeps graded-output accumulators unless Neurons of its own layer
         consume all its output."""
-        cons = self.graph.consumers(n)
-        return not cons or not all(isinstance(self.graph.op(v), G.Neurons)
-                                   and self.layer_of[v] == self.layer_of[n] for v in cons)
+        if n not in self._acc:
+            cons = self.graph.consumers(n)
+            self._acc[n] = not cons or not all(isinstance(self.graph.op(v), G.Neurons)
+                                               and self.layer_of[v] == self.layer_of[n]
+                                               for v in cons)
+        return self._acc[n]
 
     def fan_in(self, L: Layer) -> int:
         f = 0
         for n in L.nodes:
             op = self.graph.op(n)
+            if n in self.pools:
+                continue                      # output pooling: no synapses
             if isinstance(op, G.Conv):
                 f = max(f, self._cin(op) * op.kernel ** 2)
             elif isinstance(op, G.Linear):
@@ -161,8 +219,11 @@ class _Needs:
         return f
 
     def node(self, L: Layer, n: str, c0: int, c1: int) -> dict[str, int]:
-        """Resources of node ``n`` for output channels [c0, c1)."""
+        """Resources of node ``n`` for output channels [c0, c1) (an output pool: none)."""
         op, k = self.graph.op(n), c1 - c0
+        if n in self.pools:
+            keys = FLAT_RESOURCES if self.flat else DYNAPCNN_RESOURCES
+            return dict.fromkeys(keys, 0)
         H, W = _hw(op.shape)
         neurons = 0         # neuron / accumulator slots (state words)
         extra_state = 0     # product storage (state words)
@@ -181,13 +242,13 @@ class _Needs:
                 cin = self._cin(op)
                 weights = k * cin * op.kernel ** 2
                 kernel = cin * 2 ** (_clog2(op.kernel ** 2) + _clog2(k))
-                bias = k if np.any(op.bias[c0:c1] != 0) else 0
+                bias = k if self._has_bias(n, op, c0, c1) else 0
             elif isinstance(op, G.Linear):
                 cin = op.in_shape[0]
                 kk = int(np.prod(op.in_shape[1:])) if len(op.in_shape) > 1 else 1
                 weights = k * int(np.prod(op.in_shape))
                 kernel = cin * 2 ** (_clog2(kk) + _clog2(k))
-                bias = k if np.any(op.bias[c0:c1] != 0) else 0
+                bias = k if self._has_bias(n, op, c0, c1) else 0
             elif isinstance(op, G.SpikeMatmul):
                 d = op.channels // op.heads
                 if op.order == "q(kv)":

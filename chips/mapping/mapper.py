@@ -26,7 +26,7 @@ def map_graph(graph: G.Graph, chip: ChipSpec | str | Path, *, strict: bool = Tru
     if placement not in ("auto", "serpentine", "greedy"):
         raise ValueError(f"placement must be auto, serpentine or greedy, got {placement!r}")
     graph.validate()
-    layers, layer_of, anchor = _build_layers(graph)
+    layers, layer_of, anchor = _build_layers(graph, chip)
     needs = _Needs(graph, chip, layer_of)
     cap = _max_capacity(chip)
     violations: list[Violation] = []

@@ -82,13 +82,12 @@ class Mapping:
                 if cu is None:
                     cu = self.cores[p.core] = CoreUse(p.core, self.coords(p.core),
                                                       chip.capacity(p.core))
-                if L.name not in cu.layers:
-                    cu.layers.append(L.name)
-                for n in L.nodes:
-                    if n not in cu.nodes:
-                        cu.nodes.append(n)
+                if not cu.layers or cu.layers[-1] != L.name:   # layers come one at a time,
+                    cu.layers.append(L.name)                    # nodes in exactly one layer
+                    cu.nodes.extend(n for n in L.nodes if n not in cu.nodes)
+                usage = cu.usage
                 for k, v in need.items():
-                    cu.usage[k] = cu.usage.get(k, 0) + v
+                    usage[k] = usage.get(k, 0) + v
                 for n, d in per_node.items():
                     acc = cu.by_node.setdefault(n, {})
                     for k, v in d.items():
@@ -96,6 +95,7 @@ class Mapping:
         self.cores = dict(sorted(self.cores.items()))
         self._chan_cache: dict[str, np.ndarray] = {}
         self._edge_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._xy: np.ndarray | None = None           # topology.core_xy, when first needed
 
     # geometry ---------------------------------------------------------------------------
     @property
@@ -164,24 +164,65 @@ class Mapping:
         a, b = int(lo[c0:c1].min()), int(hi[c0:c1].max())
         return sorted({p.core for p in self.parts.get(v, []) if p.c0 < b and p.c1 > a})
 
-    def _edge(self, u: str, v: str) -> tuple[np.ndarray, np.ndarray]:
+    def _edge(self, u: str, v: str) -> tuple[np.ndarray, ...]:
+        """Per source channel of ``u``: (hops, packets, north-south hops, deliveries), the
+        last a [channels of u, parts of v] 0/1 matrix: a packet of that channel arrives at
+        that part's core (only the first part of ``v`` on a core receives it)."""
         key = (u, v)
         if key not in self._edge_cache:
             lo, hi = self._dependents(u, v)
-            src = self.channel_cores(u)
-            vparts = self.parts.get(v, [])
-            hops = np.zeros(len(src), np.int64)
-            packets = np.zeros(len(src), np.int64)
-            memo: dict[tuple, tuple[int, int]] = {}
-            for c in range(len(src)):
-                k = (int(src[c]), int(lo[c]), int(hi[c]))
-                if k not in memo:
-                    dest = dict.fromkeys(p.core for p in vparts if p.c0 < k[2] and p.c1 > k[1])
-                    memo[k] = (sum(self.hops(k[0], b) for b in dest),
-                               sum(1 for b in dest if b != k[0]))
-                hops[c], packets[c] = memo[k]
-            self._edge_cache[key] = (hops, packets)
+            self._edge_cache[key] = self._edge_arrays(self.channel_cores(u), lo, hi,
+                                                      self.parts.get(v, []))
         return self._edge_cache[key]
+
+    def _edge_arrays(self, src: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                     vparts: list[Part]) -> tuple[np.ndarray, ...]:
+        """``_edge``'s arrays, vectorised (a 30k-part mapping routes in seconds): channels
+        sharing (source core, dependent range) share one route; each route's destination
+        cores are the distinct cores of the parts overlapping its range."""
+        C, P = len(src), len(vparts)
+        out = [np.zeros(C, np.int64) for _ in range(3)] + [np.zeros((C, P), np.int64)]
+        if P == 0 or C == 0:
+            return tuple(out)
+        pc = np.array([p.core for p in vparts], np.int64)
+        p0 = np.array([p.c0 for p in vparts], np.int64)
+        p1 = np.array([p.c1 for p in vparts], np.int64)
+        span = int(max(hi.max(), 0)) + 2                      # one int64 key per route
+        code, inv = np.unique((src + 1) * span * span + lo * span + hi, return_inverse=True)
+        keys = np.stack([code // (span * span) - 1, code // span % span, code % span], axis=1)
+        inv = inv.reshape(-1)
+        order = np.argsort(p0, kind="stable")                 # parts in channel order
+        j0 = np.searchsorted(p1[order], keys[:, 1], side="right")
+        j1 = np.searchsorted(p0[order], keys[:, 2], side="left")
+        n = np.maximum(j1 - j0, 0)
+        kid = np.repeat(np.arange(len(keys)), n)              # (route, part) pairs
+        part = order[np.repeat(j0, n) + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)]
+        core = pc[part]
+        cores, first = np.unique(pc, return_index=True)      # first part of v on each core
+        if len(cores) < P:                                    # parts share cores: distinct
+            pair = np.unique(kid * (pc.max() + 2) + core + 1)  # (route, core) pairs
+            kid, core = pair // (pc.max() + 2), pair % (pc.max() + 2) - 1
+        a = keys[kid, 0]
+        hop, hop_ns = self._hop_arrays(a, core)
+        sent = core != a
+        per_key = [np.bincount(kid, w, len(keys)).astype(np.int64)
+                   for w in (hop, sent, hop_ns)]
+        deliv = np.zeros((len(keys), P), np.int64)
+        deliv[kid[sent], first[np.searchsorted(cores, core[sent])]] = 1
+        return per_key[0][inv], per_key[1][inv], per_key[2][inv], deliv[inv]
+
+    def _hop_arrays(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``topology.hops`` and ``topology.hops_ns`` of core pairs (a[i], b[i]), vectorised:
+        the coordinates come from ``topology.core_xy`` (``coords`` of every core); on a mesh hops =
+        |dx| + |dy| and hops_ns = |dy|, elsewhere 1 and 0 between distinct cores; 0 when
+        a == b or either is off-chip (-1)."""
+        if self._xy is None:
+            self._xy = np.asarray(topology.core_xy(self.chip), np.int64).reshape(-1, 2)
+        live = (a >= 0) & (b >= 0) & (a != b)
+        if topology.is_mesh(self.chip):
+            d = np.abs(self._xy[np.where(live, a, 0)] - self._xy[np.where(live, b, 0)])
+            return np.where(live, d.sum(axis=1), 0), np.where(live, d[:, 1], 0)
+        return live.astype(np.int64), np.zeros(len(a), np.int64)
 
     def hops_per_spike(self, u: str, v: str) -> np.ndarray:
         """Per output channel of ``u``: total router hops one spike (or graded value) of that
@@ -199,8 +240,18 @@ class Mapping:
     def route(self, u: str, v: str) -> tuple[np.ndarray, np.ndarray]:
         """``(packets_per_spike(u, v), hops_per_spike(u, v))``: per source channel, the network
         messages and router hops of one unit sent from node ``u`` to node ``v``."""
-        h, p = self._edge(u, v)
+        h, p = self._edge(u, v)[:2]
         return p.copy(), h.copy()
+
+    def hops_ns_per_spike(self, u: str, v: str) -> np.ndarray:
+        """Per output channel of ``u``: the north-south (mesh y) part of ``hops_per_spike``."""
+        return self._edge(u, v)[2].copy()
+
+    def deliveries(self, u: str, v: str) -> np.ndarray:
+        """[channels of ``u``, parts of ``v``] 0/1: one packet of that channel arrives at that
+        part's core (once per destination core, at the first part of ``v`` there; none to the
+        source's own core; every destination core of a channel of the off-chip Input)."""
+        return self._edge(u, v)[3].copy()
 
     def cross_edges(self) -> list[tuple[str, str]]:
         """Edges whose ends lie in different layers (or start at the Input): NoC traffic."""

@@ -1,8 +1,6 @@
-"""The command line: ``neurosim <command>``. The parser imports nothing heavy; each command
-imports what it needs when it runs, so ``neurosim --help``, ``neurosim models`` and
-``neurosim chips`` load neither torch nor numba (see ``neurosim.cli.main``)."""
+"""The command line: ``neurosim <command>`` (entry point ``neurosim.cli.main:main``). The
+parser imports nothing heavy; each command imports what it needs when it runs, so
+``neurosim --help``, ``neurosim models`` and ``neurosim chips`` load neither torch nor numba.
 
-
-def main(argv=None) -> int:
-    from neurosim.cli.main import main as _main
-    return _main(argv)
+(No ``main`` function here: it would be shadowed by the ``neurosim.cli.main`` module as soon as
+that module is imported, and ``from neurosim.cli import main`` would then give a module.)"""

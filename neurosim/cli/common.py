@@ -13,7 +13,8 @@ from pathlib import Path
 DEFAULT_CHIPS = "tianjic-x16,speck-xl"
 REAL_CHIPS = "tianjic,speck"
 DEMO_OUT = Path("runs/demo")
-DEMO_N_ASYNC = 10
+DEMO_N = 20                    # inputs per model in every demo run (sync and async alike)
+GATING_POLICIES = ("none", "unused", "idle")    # = chips.spec.GATING_POLICIES (stdlib only here)
 
 
 class UsageError(ValueError):
@@ -69,16 +70,67 @@ def load_model(args):
                                 f"usable by name: {', '.join(shipped) or 'none'})") from None
 
 
+def checkpoint_path(args) -> Path | None:
+    """The file ``--checkpoint`` names (a path, or a shipped checkpoint's), None if neither."""
+    import models
+    p = Path(args.checkpoint)
+    if p.is_file():
+        return p
+    return models.shipped_checkpoint(args.checkpoint) \
+        if args.checkpoint in models.list_shipped() else None
+
+
+def setup_cache(args):
+    """The set-up cache (``neurosim.run.cache``) unless --no-setup-cache."""
+    if getattr(args, "no_setup_cache", False):
+        return None
+    from neurosim.run.cache import SetupCache
+    return SetupCache()
+
+
 def lower_from_args(model, args):
-    """Lower ``model`` with the lowering flags, calibrated on --calib-n training samples."""
+    """Lower ``model`` with the lowering flags, calibrated on --calib-n training samples; the
+    graph comes from the set-up cache when the same checkpoint file was lowered with the same
+    options before (``neurosim.run.cache``)."""
     from neurosim.frontends.lower import lower
     from neurosim.run.inputs import load_for_model
 
-    x_cal, _, _ = load_for_model(model, args.workload, "train", n=args.calib_n)
-    if x_cal.ndim == 5:                                    # event frames [N, T, ...] -> [T, N, ...]
-        import numpy as np
-        x_cal = np.moveaxis(x_cal, 1, 0)
-    return lower(model, x_cal, weight_bits=args.weight_bits, repconv=args.repconv, ssc=args.ssc)
+    if args.calib_n < 1:
+        raise UsageError(f"--calib-n must be >= 1 (training samples to calibrate on), got "
+                         f"{args.calib_n}")
+
+    def build():
+        x_cal, _, _ = load_for_model(model, args.workload, "train", n=args.calib_n)
+        if x_cal.ndim == 5:                                # event frames [N, T, ...] -> [T, N, ...]
+            import numpy as np
+            x_cal = np.moveaxis(x_cal, 1, 0)
+        return lower(model, x_cal, weight_bits=args.weight_bits, repconv=args.repconv,
+                     ssc=args.ssc)
+
+    cache, path = setup_cache(args), checkpoint_path(args)
+    if cache is None or path is None:
+        return build()
+    options = {"workload": args.workload, "calib_n": args.calib_n, "split": "train",
+               "weight_bits": args.weight_bits, "repconv": args.repconv, "ssc": args.ssc}
+    return cache.lowered(path, options, build)[0]
+
+
+def map_from_args(graph, chip, args, strict: bool = True):
+    """``chips.mapping.map_graph(graph, chip, strict=strict)``, through the set-up cache."""
+    cache = setup_cache(args)
+    if cache is None:
+        from chips.mapping import map_graph
+        return map_graph(graph, chip, strict=strict)
+    return cache.mapped(graph, chip, strict=strict)[0]
+
+
+def batch_size(graph, args) -> int:
+    """Inputs per engine batch: --batch-size, else the engines' memory-bounded default."""
+    bs = getattr(args, "batch_size", None)
+    if bs is not None and bs < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {bs}")
+    from chips.engines.base import default_batch_size
+    return bs or default_batch_size(graph)
 
 
 def run_inputs(model, workload: str, n: int, split: str = "test"):
@@ -106,10 +158,12 @@ def model_name(model, fallback: str) -> str:
     return getattr(model, "neurosim_config", {}).get("name", fallback)
 
 
-def fit_reports(graph, chips: list[str]) -> dict:
-    """chip -> its (non-strict) Mapping of ``graph``."""
-    from chips.mapping import map_graph
-    return {c: map_graph(graph, c, strict=False) for c in chips}
+def fit_reports(graph, chips: list[str], args=None) -> dict:
+    """chip -> its (non-strict) Mapping of ``graph`` (through the set-up cache with ``args``)."""
+    if args is None:
+        from chips.mapping import map_graph
+        return {c: map_graph(graph, c, strict=False) for c in chips}
+    return {c: map_from_args(graph, c, args, strict=False) for c in chips}
 
 
 def fit_lines(name: str, reports: dict) -> list[str]:

@@ -1,5 +1,7 @@
 """``neurosim demo``: every shipped checkpoint on the scaled chips, a report per model, a
-summary with a plot, and why each model does not fit the real chips (what ``make demo`` runs).
+summary with a plot, the sync/async energy ratio with its dynamic and static parts and under
+each power-gating policy, and why each model does not fit the real chips (what ``make demo``
+runs). Every run of a model uses the same first ``--n`` test inputs.
 
 Models run in parallel worker processes (``--jobs``); a worker runs ``_demo_worker`` in this
 module, so the module imports nothing heavy at module level.
@@ -8,8 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from neurosim.cli.common import (DEFAULT_CHIPS, REAL_CHIPS, UsageError, chip_list, emit,
-                                 fit_lines, fit_reports, progress_bar, run_inputs, split_size)
+from neurosim.cli.common import (DEFAULT_CHIPS, GATING_POLICIES, REAL_CHIPS, UsageError,
+                                 chip_list, emit, fit_lines, fit_reports, progress_bar,
+                                 run_inputs, split_size)
+
+RUNS_PER_MODEL = 3              # sync, async-windowed, async-free: for the progress bar
 
 
 def _demo_paths(args) -> dict:
@@ -28,17 +33,16 @@ def _demo_paths(args) -> dict:
     return paths
 
 
-def _demo_plan(paths: dict, n: int, n_async: int) -> dict:
-    """Per checkpoint: its workload (from the training metadata) and how many inputs each run
-    uses, for the progress bar and the workers."""
+def _demo_plan(paths: dict, n: int) -> dict:
+    """Per checkpoint: its workload (from the training metadata) and how many inputs its runs
+    use (the same in every run), for the progress bar and the workers."""
     import models
     plan = {}
     for name, path in paths.items():
         model = models.load_checkpoint(path)
         workload = getattr(model, "neurosim_training", {}).get("workload") or "digits"
         k = min(n, split_size(model, workload))
-        plan[name] = {"path": str(path), "workload": workload, "n": k,
-                      "n_async": min(k, n_async)}
+        plan[name] = {"path": str(path), "workload": workload, "n": k}
     return plan
 
 
@@ -67,15 +71,14 @@ def _demo_model(name: str, item: dict, out: str, chips: list, real: list, tick=N
     if x_cal.ndim == 5:
         x_cal = np.moveaxis(x_cal, 1, 0)
     graph = lower(model, x_cal)
-    limits = {"async-windowed": item["n_async"], "async-free": item["n_async"]}
-    cmp = compare(graph, chips, x, y, limits=limits, on_chunk=tick, **timing)
+    cmp = compare(graph, chips, x, y, on_chunk=tick, **timing)
     paper = paper_estimate(model, x, graph=graph)
     reports = fit_reports(graph, real)
     d = write_report(Path(out) / name, cmp, graph=graph, model_name=name, workload=workload,
                      chips=chips, paper=paper, mapping_reports=reports,
                      extra={"command": "demo"})
     return {"name": name, "workload": workload, "dir": str(d), "rows": cmp.table(),
-            "paper_j": paper.energy_j, "fit": {c: m.to_dict() for c, m in reports.items()}}
+            "ratios": cmp.ratios(), "paper_j": paper.energy_j, "fit": {c: m.to_dict() for c, m in reports.items()}}
 
 
 def _demo_worker(args_tuple):
@@ -94,7 +97,7 @@ def _run_parallel(plan: dict, out: Path, chips: list, real: list, jobs: int, bar
     ctx = mp.get_context("spawn")
     with ctx.Manager() as manager:
         queue = manager.Queue()
-        order = sorted(plan, key=lambda k: -(plan[k]["n"] + 2 * plan[k]["n_async"]))
+        order = sorted(plan, key=lambda k: -plan[k]["n"])
         with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
             futs = {pool.submit(_demo_worker, (k, plan[k], str(out), chips, real,
                                                queue)): k for k in order}
@@ -111,7 +114,7 @@ def _run_parallel(plan: dict, out: Path, chips: list, real: list, jobs: int, bar
 
 
 def _run_all(args, plan: dict, out: Path, chips: list, real: list, jobs: int) -> dict:
-    total = sum(it["n"] + 2 * it["n_async"] for it in plan.values())
+    total = sum(RUNS_PER_MODEL * it["n"] for it in plan.values())
     with progress_bar(args, total, f"demo: {len(plan)} models, {jobs} job(s)") as bar:
         if jobs > 1:
             return _run_parallel(plan, out, chips, real, jobs, bar)
@@ -120,8 +123,9 @@ def _run_all(args, plan: dict, out: Path, chips: list, real: list, jobs: int) ->
 
 
 def _summary_rows(names: list, results: dict) -> tuple[list[dict], list[dict]]:
-    """The summary table (one row per model and run) and the energy-vs-accuracy points."""
-    from neurosim.ir.units import fmt_energy, fmt_time
+    """The summary table (one row per model and run, all runs of a model on the same n inputs)
+    and the energy-vs-accuracy points."""
+    from neurosim.ir.units import fmt_energy, fmt_power, fmt_time
     summary, points = [], []
     for name in names:
         res = results[name]
@@ -131,11 +135,40 @@ def _summary_rows(names: list, results: dict) -> tuple[list[dict], list[dict]]:
                             "n": r["n"], "accuracy": round(r["accuracy"], 3),
                             "agreement": round(r["agreement"], 3),
                             "energy/inf": fmt_energy(r["energy_per_inference_j"]),
+                            "dynamic": fmt_energy(r["dynamic_per_inference_j"]),
+                            "static": fmt_energy(r["static_per_inference_j"]),
+                            "gating": r["power_gating"] or "-",
+                            "power": fmt_power(r["average_power_w"]),
                             "latency/inf": fmt_time(r["latency_per_inference_s"]),
                             "paper-mode energy/inf": fmt_energy(res["paper_j"])})
-            points.append({"model": name, "run": run, "energy_j": r["energy_per_inference_j"],
+            points.append({"model": name, "run": run, "n": r["n"],
+                           "energy_j": r["energy_per_inference_j"],
+                           "dynamic_j": r["dynamic_per_inference_j"],
                            "accuracy": r["accuracy"]})
     return summary, points
+
+
+def _x(v) -> str:
+    return "n/a" if v is None else f"{v:.3g}x"
+
+
+def _ratio_rows(names: list, results: dict, async_mode: str = "async-windowed") -> list[dict]:
+    """Per model: the sync/async energy ratio (sync run vs the ``async_mode`` run, the same
+    inputs), its dynamic and static parts, and the ratio with both chips under each policy."""
+    from neurosim.ir.units import fmt_energy
+    rows = []
+    for name in names:
+        for r in results[name]["ratios"]:
+            if not r["async"].endswith(async_mode):
+                continue
+            rows.append({"model": name, "n": r["n"],
+                         "sync dynamic + static": f"{fmt_energy(r['sync_dynamic_j'])} + "
+                                                  f"{fmt_energy(r['sync_static_j'])}",
+                         "async dynamic + static": f"{fmt_energy(r['async_dynamic_j'])} + "
+                                                   f"{fmt_energy(r['async_static_j'])}",
+                         "ratio": _x(r["ratio"]), "dynamic only": _x(r["dynamic_ratio"]),
+                         **{f"gating {p}": _x(r["ratio_by_policy"][p]) for p in GATING_POLICIES}})
+    return rows
 
 
 def _md_summary(rows: list[dict]) -> str:
@@ -145,17 +178,52 @@ def _md_summary(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def _summary_md(args, names: list, results: dict, summary: list, chips: list, plot: Path,
-                wl: str) -> str:
-    """runs/demo/summary.md: the table, the plot, the fit on the real chips, the reports."""
+def _driver_note(results: dict, names: list) -> list[str]:
+    """Plain sentences on what drives the sync/async ratio, from the numbers (windowed pairs)."""
+    pairs = [r for n in names for r in results[n]["ratios"]
+             if r["async"].endswith("async-windowed")]
+    if not pairs:
+        return []
+    share = [r["sync_static_j"] / (r["sync_dynamic_j"] + r["sync_static_j"]) for r in pairs
+             if r["sync_dynamic_j"] + r["sync_static_j"] > 0]
+
+    def span(vals):
+        vals = [v for v in vals if v is not None]
+        return "n/a" if not vals else (f"{min(vals):.3g}x" if min(vals) == max(vals) else
+                                       f"{min(vals):.3g}x to {max(vals):.3g}x")
+    pol = "; ".join(f"{p} {span([r['ratio_by_policy'][p] for r in pairs])}"
+                    for p in GATING_POLICIES)
+    return [f"What drives the ratio: static power. Under each chip's default gating "
+            f"({pairs[0]['sync_policy']} / {pairs[0]['async_policy']}) static is "
+            f"{100 * min(share):.3g}-{100 * max(share):.3g}% of the sync chip's energy; the "
+            f"ratio is {span([r['ratio'] for r in pairs])}, dynamic energy alone "
+            f"{span([r['dynamic_ratio'] for r in pairs])}.",
+            f"With both chips under one gating policy: {pol}. Static power per core and the "
+            f"policies are estimates (chips/*.toml [power], README: 'What drives the "
+            f"sync/async ratio')."]
+
+
+def _summary_md(args, names: list, results: dict, summary: list, ratios: list, chips: list,
+                plot: Path, wl: str) -> str:
+    """runs/demo/summary.md: the tables, the plot, the fit on the real chips, the reports."""
     from neurosim.report.markdown import summarise_violations
-    md = [f"# neurosim demo: {len(names)} models on {wl} ({args.n} test inputs on the sync "
-          f"chip, the first {min(args.n, args.n_async)} in each async mode)", "",
+    md = [f"# neurosim demo: {len(names)} models on {wl} (the same first {args.n} test inputs "
+          "in every run)", "",
           "Each model is lowered to the event-level graph, simulated on the scaled chips "
           f"({', '.join(chips)}; the async chip in windowed and free-running modes) and priced "
-          "with the chips' energy tables; the paper-mode column is the seed papers' convention "
-          "(45 nm fp32 E_AC / E_MAC on SOPs).", "",
-          _md_summary(summary), "", f"![energy vs accuracy]({plot.name})", "",
+          "with the chips' energy tables and static power models (dynamic and static shown "
+          "apart; power = energy / latency); the paper-mode column is the seed papers' "
+          "convention (45 nm fp32 E_AC / E_MAC on SOPs).", "",
+          _md_summary(summary), "",
+          "## Sync vs async energy", "",
+          f"{chips[0]}/sync over {chips[-1]}/async-windowed (the same spikes, the same "
+          "inputs). *ratio*: "
+          "energy per inference under each chip's default power gating; *dynamic only*: "
+          "without static energy; *gating p*: both chips' static power under policy p "
+          "(none: every core leaks for the whole run; unused: cores with no mapped part are "
+          "off; idle: a core leaks only while it has work, paying a wake-up energy).", "",
+          _md_summary(ratios), ""] + _driver_note(results, names) + [
+          "", f"![energy vs accuracy]({plot.name})", "",
           "## Fit on the real chips", ""]
     for n in names:
         for chip, m in results[n]["fit"].items():
@@ -176,31 +244,37 @@ def cmd_demo(args) -> int:
     from neurosim.report.plots import energy_vs_accuracy
 
     paths = _demo_paths(args)
-    if args.n < 1 or args.n_async < 1:
-        raise UsageError(f"--n and --n-async must be at least 1, got {args.n}, {args.n_async}")
+    if args.n < 1:
+        raise UsageError(f"--n must be at least 1, got {args.n}")
     chips, real = chip_list(DEFAULT_CHIPS), chip_list(REAL_CHIPS)
     out = Path(args.out)
     t0 = time.perf_counter()
-    plan = _demo_plan(paths, args.n, args.n_async)
+    plan = _demo_plan(paths, args.n)
     names = list(plan)
     jobs = max(1, min(args.jobs or (os.cpu_count() or 1), len(names)))
     results = _run_all(args, plan, out, chips, real, jobs)
     summary, points = _summary_rows(names, results)
+    ratios = _ratio_rows(names, results)
+    ns = sorted({p["n"] for p in points})
     plot = energy_vs_accuracy(points, out / "energy_vs_accuracy.png",
-                              title=f"energy vs accuracy (sync: {args.n} test inputs, "
-                                    f"async: the first {min(args.n, args.n_async)})")
+                              title="energy vs accuracy, every run of a model on the same "
+                                    f"{'/'.join(map(str, ns))} test inputs")
     wl = ", ".join(sorted({results[n]["workload"] for n in names}))
-    (out / "summary.md").write_text(_summary_md(args, names, results, summary, chips, plot, wl))
+    (out / "summary.md").write_text(_summary_md(args, names, results, summary, ratios, chips,
+                                                plot, wl))
     wall = time.perf_counter() - t0
-    payload = {"n": args.n, "n_async": args.n_async, "rows": summary,
+    payload = {"n": args.n, "rows": summary, "ratios": {n: results[n]["ratios"] for n in names},
                "report_dirs": {n: results[n]["dir"] for n in names},
                "summary": str(out / "summary.md"), "wall_s": wall, "jobs": jobs,
                "fit": {n: {c: [v["message"] for v in m["violations"]]
                            for c, m in results[n]["fit"].items()} for n in names}}
-    lines = [f"neurosim demo: {len(names)} models on {wl}, {args.n} test inputs on the sync "
-             f"chip, the first {min(args.n, args.n_async)} in each async mode; chips "
-             f"{', '.join(chips)}", "", format_table(summary), "",
-             "why the models do not fit the real chips:"]
+    lines = [f"neurosim demo: {len(names)} models on {wl}, the same first {args.n} test inputs "
+             f"in every run; chips {', '.join(chips)}", "", format_table(summary), "",
+             f"sync vs async energy per inference, {chips[0]}/sync over {chips[-1]}/"
+             "async-windowed (the same inputs and spikes): ratio under each chip's default "
+             "power gating, dynamic energy alone, and with both chips under each policy:", "",
+             format_table(ratios), ""] + _driver_note(results, names) + [
+             "", "why the models do not fit the real chips:"]
     lines += [line for n in names for line in fit_lines(n, results[n]["fit"])]
     lines += ["", "reports: " + ", ".join(f"{results[n]['dir']}/report.md" for n in names),
               f"summary: {out / 'summary.md'} (plot {plot})",

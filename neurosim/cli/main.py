@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 
+from neurosim.cli.config import ConfigError, apply_config
 from neurosim.cli.parser import build_parser
 
 __all__ = ["build_parser", "main"]
@@ -24,7 +25,15 @@ def _is_mapping_error(e: Exception) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:                                       # --config RUN.toml: its flags come first
+        argv = apply_config(parser, argv)
+    except ConfigError as e:
+        command = next((a for a in argv if not a.startswith("-")), "")
+        print(f"neurosim {command}: error: {e}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         return args.fn(args)
     except BrokenPipeError:                    # output piped into `head` and the like

@@ -10,7 +10,8 @@ import argparse
 import json
 from importlib import import_module
 
-from neurosim.cli.common import DEFAULT_CHIPS, DEMO_N_ASYNC, DEMO_OUT, REAL_CHIPS, UsageError
+from neurosim.cli.common import (DEFAULT_CHIPS, DEMO_N, DEMO_OUT, GATING_POLICIES,
+                                 REAL_CHIPS, UsageError)
 
 
 class Command:
@@ -52,6 +53,9 @@ def lowering_args(sp, checkpoint_help="a .safetensors checkpoint, or the name of
                     help="lower RepConv as one fused 3x3 conv or as its three stages")
     sp.add_argument("--ssc", action="store_true",
                     help="spike sparse convolution on stride-1 convs (default: vanilla)")
+    sp.add_argument("--no-setup-cache", action="store_true",
+                    help="lower and map afresh instead of reusing (and storing) the cached "
+                         "results in $NEUROSIM_CACHE_DIR/setup (default ~/.cache/neurosim)")
 
 
 def run_args(sp, n_default: int = 100) -> None:
@@ -59,11 +63,70 @@ def run_args(sp, n_default: int = 100) -> None:
                     help=f"number of inputs, the first n of the split (default {n_default})")
     sp.add_argument("--split", default="test", choices=["test", "train"],
                     help="which split supplies the inputs (default: test)")
+    sp.add_argument("--batch-size", type=int, default=None, metavar="B",
+                    help="inputs the engines run together (default: as many as fit ~512 MiB "
+                         "of activations, at most 128; results do not depend on it)")
+
+
+def power_args(sp) -> None:
+    sp.add_argument("--power-gating", choices=GATING_POLICIES, default=None,
+                    help="price static power under this policy instead of each chip's own "
+                         "(none: every core leaks for the whole run; unused: cores with no "
+                         "mapped part are off; idle: a core leaks only while it has work, "
+                         "paying a wake-up energy)")
+
+
+def _checked(flag: str, conv, ok, what: str):
+    """An argparse ``type`` that converts with ``conv`` and rejects values failing ``ok``,
+    naming the flag, the rule and the value."""
+    def parse(text: str):
+        try:
+            v = conv(text)
+        except ValueError:
+            v = None
+        if v is None or not ok(v):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return v
+    parse.__name__ = flag
+    return parse
+
+
+def async_args(sp) -> None:
+    """Settings of the asynchronous engine (async chips only; the chip's values by default)."""
+    g = sp.add_argument_group("asynchronous chips (the chip's [timing] / [mesh] values by "
+                              "default)")
+    g.add_argument("--fifo-depth", type=_checked("--fifo-depth", int, lambda v: v >= 1,
+                                                 "an integer >= 1 event"),
+                   default=None, metavar="EVENTS",
+                   help="input FIFO of each core and queue of each link, events")
+    g.add_argument("--overflow", choices=["stall", "drop"], default=None,
+                   help="a full queue stalls the event (and its sender) or the congestion "
+                        "balancer drops it (default stall)")
+    g.add_argument("--link-events-per-s", type=_checked(
+        "--link-events-per-s", float, lambda v: 0 < v < float("inf"), "a rate > 0 events/s"),
+        default=None, metavar="RATE", help="bandwidth of each link (mesh) or of the shared "
+                                           "event bus (all-to-all), events per second")
+    g.add_argument("--settle-ns", type=_checked(
+        "--settle-ns", float, lambda v: 0 <= v < float("inf"), "a time >= 0 ns"),
+        default=None, metavar="NS", help="free-running 'timeout' realisation: an operation "
+                                         "that needs a complete operand fires after NS "
+                                         "nanoseconds without input")
+    g.add_argument("--async-realisation", choices=["token", "timeout"], default=None,
+                   help="free-running mode: complete operands by an end-of-window token "
+                        "(exact) or by a timeout of --settle-ns")
 
 
 def output_args(sp, json_help: str | None = None, quiet_help: str | None = None) -> None:
     sp.add_argument("--quiet", action="store_true", help=quiet_help)
     sp.add_argument("--json", action="store_true", help=json_help)
+
+
+def config_arg(sp) -> None:
+    """``--config RUN.toml``: the command's flags from a TOML file (``neurosim.cli.config``)."""
+    sp.add_argument("--config", metavar="RUN.toml",
+                    help="take flags from this TOML file, one key per flag without the dashes "
+                         "(chip = \"speck-xl\", calib_n = 32, quiet = true); flags on the "
+                         "command line override it; unknown keys are errors")
 
 
 def _add(sub, name: str, command: Command, help_: str, desc: str | None = None,
@@ -136,12 +199,15 @@ def _add_simulate(sub) -> None:
                     help="execution mode (default: the chip's own kind)")
     sp.add_argument("--async-mode", choices=["windowed", "free"], default="windowed",
                     help="async execution: windowed (exact) or free-running (default windowed)")
+    power_args(sp)
+    async_args(sp)
     sp.add_argument("--energy-table", default=None,
                     help="price the run with this energy table instead of the chip's "
                          "(e.g. 45nm; chips/energy/*.toml)")
     sp.add_argument("--out", metavar="RUN_DIR",
                     help="also write a report directory (result.json, report.md, CSVs, plots)")
     output_args(sp, "print the result as JSON", "no progress bar or summary")
+    config_arg(sp)
 
 
 def _add_compare(sub) -> None:
@@ -156,9 +222,8 @@ def _add_compare(sub) -> None:
     sp.add_argument("--chips", default=DEFAULT_CHIPS,
                     help=f"comma-separated chip names (default {DEFAULT_CHIPS})")
     run_args(sp)
-    sp.add_argument("--n-async", type=int, default=None, metavar="N",
-                    help="run the async modes on only the first N inputs (the event-driven "
-                         "engine is slower; agreement is measured on those N)")
+    power_args(sp)
+    async_args(sp)
     sp.add_argument("--modes", default=None,
                     help="only these runs: comma-separated sync, async-windowed, async-free")
     sp.add_argument("--check-fit", default=REAL_CHIPS, metavar="CHIPS",
@@ -166,6 +231,7 @@ def _add_compare(sub) -> None:
                          f"(default {REAL_CHIPS}; '' to skip)")
     sp.add_argument("--out", metavar="RUN_DIR", help="write report.md, result.json, CSVs, plots")
     output_args(sp, "print the comparison as JSON", "no progress bar or summary")
+    config_arg(sp)
 
 
 def _add_report(sub) -> None:
@@ -182,9 +248,27 @@ def _add_bench(sub) -> None:
     sp = _add(sub, "bench", Command("bench", "cmd_bench"),
               "benchmark the simulator on this machine",
               desc="kernels: the Numba inner loops vs dense PyTorch (synaptic events per "
-                   "second); model: whole-model simulation speed.")
+                   "second), then the scatter / dense path costs the engines choose by, saved "
+                   "for this machine in $NEUROSIM_CACHE_DIR (default ~/.cache/neurosim). "
+                   "model: PyTorch (batched) vs the sync and async engines at B=1 and B=100 "
+                   "on the shipped meta-spikeformer-tiny, meta-spikeformer-8-384 at 224x224 "
+                   "(dense and sparse firing), and the set-up time cold and cached.")
     sp.add_argument("what", choices=["kernels", "model"], help="what to benchmark")
-    sp.add_argument("--repeat", type=int, default=15, help="timed samples per kernel (kernels)")
+    sp.add_argument("--repeat", type=int, default=None,
+                    help="timed samples per kernel (kernels, default 15) or runs per figure "
+                         "(model, default 5; figures are medians with min and max)")
+    sp.add_argument("--batch", type=int, default=100,
+                    help="model: the larger batch of the meta-spikeformer-tiny case "
+                         "(default 100)")
+    sp.add_argument("--cases", default=None,
+                    help="model: only these comma-separated cases of tiny, 8-384, sparse, "
+                         "setup (default all)")
+    sp.add_argument("--no-async", action="store_true",
+                    help="model: skip the async engine")
+    sp.add_argument("--fifo-depth", type=int, default=None, metavar="EVENTS",
+                    help="model: the async engine's FIFO depth (default the chip's, 512)")
+    sp.add_argument("--no-save", action="store_true",
+                    help="kernels: measure the path costs but do not save them")
     sp.add_argument("--json", action="store_true", help="print the full result as JSON")
     sp.add_argument("--quiet", action="store_true")
 
@@ -192,21 +276,112 @@ def _add_bench(sub) -> None:
 def _add_demo(sub) -> None:
     sp = _add(sub, "demo", Command("demo", "cmd_demo"), "run the shipped checkpoints on the "
               "scaled chips and write reports (what `make demo` runs)",
-              desc="Lower every shipped checkpoint, run the first --n digits test images on "
+              desc="Lower every shipped checkpoint, run the same first --n test inputs on "
                    "tianjic-x16 (sync) and speck-xl (async, windowed and free-running), compare, "
                    "and write reports and plots to runs/demo/<model>/ plus runs/demo/summary.md; "
-                   "also explain why each model does not fit the real tianjic / speck.")
-    sp.add_argument("--n", type=int, default=100,
-                    help="test images per model on the sync chip (default 100)")
-    sp.add_argument("--n-async", type=int, default=DEMO_N_ASYNC, metavar="N",
-                    help="test images per model in each async mode, the first N of --n "
-                         f"(default {DEMO_N_ASYNC}: the event-driven engine is slower)")
+                   "print the sync/async energy ratio with its dynamic and static parts and "
+                   "under each power-gating policy; also explain why each model does not fit "
+                   "the real tianjic / speck.")
+    sp.add_argument("--n", type=int, default=DEMO_N,
+                    help=f"test inputs per model, the same ones in every run (default {DEMO_N})")
     sp.add_argument("--out", default=str(DEMO_OUT), help=f"output directory (default {DEMO_OUT})")
     sp.add_argument("--jobs", type=int, default=None,
                     help="models simulated in parallel processes (default: one per CPU core)")
     sp.add_argument("--checkpoints", metavar="DIR", default=None,
                     help="use the *.safetensors checkpoints in DIR instead of the shipped ones")
     output_args(sp, "print the summary as JSON", "no progress bars or summary")
+
+
+def executor_args(sp, what: str) -> None:
+    sp.add_argument("--workers", type=int, default=None, metavar="N",
+                    help=f"{what} run as Ray tasks on a local Ray instance with N CPUs, "
+                         f"started and stopped with the command (default: one per core); "
+                         f"0 runs them in this process, without Ray")
+    sp.add_argument("--ray-address", default=None, metavar="ADDR",
+                    help="join the Ray cluster at ADDR (host:port, ray://host:port or auto) "
+                         "instead of starting one; its workers must see the same files")
+
+
+def _add_search(sub) -> None:
+    sp = _add(sub, "search", Command("search", "cmd_search"), "training-free architecture "
+              "search (AutoST): evolve the best-scoring architecture in a parameter window",
+              desc="AutoST (seed autost): evolutionary search over a search space of "
+                   "spiking transformers under a parameter window, ranked by a training-free "
+                   "score. Spaces: the paper's tiny / small / base and micro-* spaces of the "
+                   "same structure with 1/8 the widths (--list-spaces), or a TOML file.",
+              epilog="examples:\n"
+                     "  neurosim search autost --space micro-tiny --budget-params 0.1M:0.15M "
+                     "--score flops\n"
+                     "  neurosim search autost --space tiny --score flops      (window 4M:5M)\n"
+                     "  neurosim search autost --space micro-tiny --score energy "
+                     "--generations 3 --out runs/search")
+    sp.add_argument("method", choices=["autost"], help="search method")
+    sp.add_argument("--space", default="micro-tiny",
+                    help="search space name or TOML file (default micro-tiny)")
+    sp.add_argument("--list-spaces", action="store_true", help="list the search spaces")
+    sp.add_argument("--budget-params", default=None, metavar="LOW:HIGH",
+                    help="parameter window, e.g. 0.1M:0.15M or 4M:5M (default: the space's)")
+    sp.add_argument("--score", default="flops",
+                    choices=["flops", "params", "syops", "syops-ac", "energy"],
+                    help="training-free score to maximise: flops (paper eq. 4-5 x T), params, "
+                         "syops (the released code's indicator), syops-ac (its "
+                         "activity-weighted part), energy (simulated dynamic energy of the "
+                         "untrained model); default flops")
+    sp.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
+    for flag, default, h in (("--population", 50, "candidates per generation"),
+                             ("--generations", 20, "generations"),
+                             ("--parents", 10, "top candidates kept as parents"),
+                             ("--mutations", 25, "mutants per generation"),
+                             ("--crossovers", 25, "crossovers per generation")):
+        sp.add_argument(flag, type=int, default=default, help=f"{h} (default {default})")
+    sp.add_argument("--m-prob", type=float, default=0.2,
+                    help="per-block mutation probability (default 0.2)")
+    sp.add_argument("--s-prob", type=float, default=0.4,
+                    help="depth / width mutation probability (default 0.4, released code)")
+    sp.add_argument("--fits", default=None, metavar="CHIP",
+                    help="also require that the model maps onto CHIP (lowers every candidate)")
+    sp.add_argument("--workload", default="motion",
+                    help="inputs for --score energy (default motion)")
+    sp.add_argument("--n", type=int, default=8, help="inputs for --score energy (default 8)")
+    sp.add_argument("--calib-n", type=int, default=16,
+                    help="calibration samples for --score energy (default 16)")
+    sp.add_argument("--energy-chip", default="tianjic-x16",
+                    help="chip for --score energy (default tianjic-x16)")
+    sp.add_argument("--weights-seed", type=int, default=0,
+                    help="seed of the untrained weights (syops-ac, energy, --fits)")
+    sp.add_argument("--out", default=None, metavar="DIR",
+                    help="write search.json and the scores (resumable) to DIR")
+    sp.add_argument("--restart", action="store_true",
+                    help="discard the scores already in --out")
+    executor_args(sp, "model-based scores (syops, syops-ac, energy)")
+    output_args(sp, "print the result as JSON", "print nothing")
+
+
+def _add_sweep(sub) -> None:
+    sp = _add(sub, "sweep", Command("sweep", "cmd_sweep"), "run models x chips x chip "
+              "parameters x modes x workloads on Ray: table and Pareto plots",
+              desc="Evaluate every point of a sweep file (models or zoo configs, chips, chip "
+                   "parameter overrides, modes, workloads) as Ray tasks; write results.csv "
+                   "(one row per point: accuracy, energy static/dynamic, power, latency, "
+                   "counts) and Pareto plots. Rerunning with the same --out runs only the "
+                   "points not done yet.",
+              epilog="example sweep.toml:\n"
+                     '  models = ["meta-spikeformer-tiny", "e-spikeformer-tiny"]\n'
+                     '  chips = ["tianjic-x16", "speck-xl"]\n'
+                     '  modes = ["sync", "async-windowed"]\n'
+                     '  workloads = ["digits"]\n'
+                     "  n = 20\n"
+                     "  [overrides]\n"
+                     '  "timing.fifo_depth" = [8, 64]')
+    sp.add_argument("--config", required=True,
+                    help="sweep file (TOML); it may also hold this command's flags as keys "
+                         "(out = \"runs/s\", workers = 0), which the command line overrides")
+    sp.add_argument("--out", default=None, metavar="DIR",
+                    help="output directory (default runs/sweep/<config name>)")
+    sp.add_argument("--restart", action="store_true",
+                    help="discard the points already done in --out")
+    executor_args(sp, "points")
+    output_args(sp, "print the result as JSON", "print nothing")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,6 +392,6 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with `neurosim demo`; every command has --help.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_info, _add_train, _add_lower, _add_simulate, _add_compare, _add_report,
-                _add_bench, _add_demo):
+                _add_bench, _add_demo, _add_search, _add_sweep):
         add(sub)
     return p

@@ -15,11 +15,18 @@ unmapped module or function raises an error naming its path and type. Then:
   then counted in weight LSBs). This is how SDSA-3's 0.125 becomes threshold 0.5 / 0.125 = 4.
 * RepConv is fused into one 3x3 conv (``repconv="fused"``) or kept as three stages
   ("unfused", graded MAC stages); the node's ``form`` says which.
+
+Users' own models (standard torch.nn layers, tensor operations inside ``forward``, spikingjelly
+and snntorch neurons) lower through the same loop: ``frontends.user_models`` registers their
+lowerings here (``LOWERINGS``, ``FX_NODES`` for fx function/method nodes, ``TRACE_FORWARDS``
+for containers fx cannot trace).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import operator
+import warnings
 
 import numpy as np
 import torch
@@ -27,10 +34,17 @@ from torch import fx, nn
 
 from models import layers as L
 from models import neurons as N
+from models.checkpoint import SSCMismatchWarning, ssc_mismatch
 from neurosim.ir import graph as G
 
 LOWERINGS: dict[type, callable] = {}
 FUNCTIONS = {operator.add: "add"}
+# (fx op, target) -> fn(ctx, node) -> IR node name, for fx nodes other than leaf modules
+# (placeholder and output use target None); filled by neurosim.frontends.tensor_ops
+FX_NODES: dict[tuple[str, object], callable] = {}
+# module type -> traceable replacement forward(module, *args) for containers fx cannot trace
+# (e.g. spikingjelly's SeqToANNContainer); filled by the frontends that know them
+TRACE_FORWARDS: dict[type, callable] = {}
 
 
 def lowering(*types):
@@ -53,6 +67,12 @@ def leaf_types() -> tuple[type, ...]:
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return isinstance(m, leaf_types()) or not any(True for _ in m.children())
+
+    def call_module(self, m: nn.Module, forward, args, kwargs):
+        fwd = TRACE_FORWARDS.get(type(m))
+        if fwd is not None:
+            forward = functools.partial(fwd, m)
+        return super().call_module(m, forward, args, kwargs)
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
@@ -88,6 +108,7 @@ class _Ctx:
     env: dict = dataclasses.field(default_factory=dict)     # fx node name -> IR node name
     unit: dict = dataclasses.field(default_factory=dict)    # IR spike node -> value of one count
     fx_map: dict = dataclasses.field(default_factory=dict)  # fx node name -> [IR node names]
+    frontend: dict = dataclasses.field(default_factory=dict)  # tensor_ops state: views, folds
 
     def shape(self, fx_name: str) -> tuple:
         t = self.acts[fx_name]
@@ -363,13 +384,13 @@ def _lower_time_mean(ctx, node, mod, args):
     return ctx.add(G.Readout(name="readout", shape=shape), args, node.name)
 
 
-def _lower_add(ctx, node, args):
+def _lower_add(ctx, node, args, shape: tuple | None = None):
     kinds = [ctx.kind(a) for a in args]
     units = {ctx.unit.get(a, 1.0) for a, k in zip(args, kinds) if k == "spike"}
     if len(units) > 1 or ("graded" in kinds and units and units != {1.0}):
         raise LoweringError(f"add {node.name!r}: inputs {args} carry values of different units "
                             f"{sorted(units)}; cannot sum them exactly")
-    op = G.Add(name=node.name, shape=ctx.shape(node.name))
+    op = G.Add(name=node.name, shape=shape or ctx.shape(node.name))
     return ctx.add(op, args, node.name, unit=units.pop() if kinds == ["spike"] * len(args) else None)
 
 
@@ -410,24 +431,22 @@ def fold_thresholds(graph: G.Graph) -> G.Graph:
 
 
 # ----------------------------------------------------------------------------- entry point
-def lower(model: nn.Module, example_input, weight_bits: int = 8, *, in_bits: int = 16,
-          state_bits: int = 16, repconv: str = "fused", ssc: bool = False,
-          fold: bool = True) -> G.Graph:
-    """Lower ``model`` (eval mode) to a Graph, calibrating graded steps on ``example_input``.
+def _short(t: type) -> str:
+    """``package.Class``: torch.Conv2d, spikingjelly.LIFNode, models.ConvBN."""
+    return f"{t.__module__.split('.')[0]}.{t.__name__}"
 
-    example_input: [B, C, H, W] images or [T, B, C, H, W] event frames (torch or numpy).
-    weight_bits: 2..16; repconv: "fused" | "unfused"; ssc: spike sparse convolution on every
-    stride-1 'same' conv; fold: fold scales into thresholds.
-    """
-    if not 2 <= int(weight_bits) <= 16:
-        raise ValueError(f"weight_bits must be in 2..16, got {weight_bits}")
-    if repconv not in ("fused", "unfused"):
-        raise ValueError(f"repconv must be 'fused' or 'unfused', got {repconv!r}")
-    x = torch.as_tensor(np.asarray(example_input), dtype=torch.float32)
-    if x.dim() not in (4, 5):
-        raise ValueError(f"example_input must be [B, C, H, W] or [T, B, C, H, W], "
-                         f"got shape {tuple(x.shape)}")
-    model = model.eval()
+
+def _holds_tensor(v) -> bool:
+    return isinstance(v, torch.Tensor) or (isinstance(v, (tuple, list)) and
+                                           any(isinstance(u, torch.Tensor) for u in v))
+
+
+def record(model: nn.Module, x: torch.Tensor) -> tuple[fx.GraphModule, dict]:
+    """Trace ``model`` and run it on ``x``: (GraphModule, {fx node name: value}) with the input
+    under ``"__input__"``. A model may bring its own ``neurosim_record(x)`` returning the same
+    (``frontends.stepwise.Stepwise`` traces one time step and stacks the T calls)."""
+    if hasattr(model, "neurosim_record"):
+        return model.neurosim_record(x)
     gm = trace(model)
     rec = _Recorder(gm)
     with torch.no_grad():
@@ -438,6 +457,32 @@ def lower(model: nn.Module, example_input, weight_bits: int = 8, *, in_bits: int
                                 f"{type(model).__name__}: {e}") from None
     acts = dict(rec.values)
     acts["__input__"] = x
+    return gm, acts
+
+
+def lower(model: nn.Module, example_input, weight_bits: int = 8, *, in_bits: int = 16,
+          state_bits: int = 16, repconv: str = "fused", ssc: bool = False,
+          fold: bool = True) -> G.Graph:
+    """Lower ``model`` (eval mode) to a Graph, calibrating graded steps on ``example_input``.
+
+    example_input: [B, C, H, W] images or [T, B, C, H, W] event frames (torch or numpy); a
+    model without the zoo's Encoder takes [T, B, ...] (see ``frontends.user_models``).
+    weight_bits: 2..16; repconv: "fused" | "unfused"; ssc: spike sparse convolution on every
+    stride-1 'same' conv (warns, ``SSCMismatchWarning``, when the model was trained with
+    vanilla convolution: ``models.checkpoint.ssc_mismatch``); fold: fold scales into thresholds.
+    """
+    if not 2 <= int(weight_bits) <= 16:
+        raise ValueError(f"weight_bits must be in 2..16, got {weight_bits}")
+    if repconv not in ("fused", "unfused"):
+        raise ValueError(f"repconv must be 'fused' or 'unfused', got {repconv!r}")
+    if ssc and ssc_mismatch(model):      # trained with VSC: SSC costs accuracy
+        warnings.warn(SSCMismatchWarning(ssc_mismatch(model)), stacklevel=2)
+    x = torch.as_tensor(np.asarray(example_input), dtype=torch.float32)
+    if x.dim() < 3:
+        raise ValueError(f"example_input must be [B, C, H, W] or [T, B, C, H, W], "
+                         f"got shape {tuple(x.shape)}")
+    model = model.eval()
+    gm, acts = record(model, x)
     cfg = getattr(model, "neurosim_config", {})
     graph = G.Graph(meta={"model": cfg.get("name", type(model).__name__),
                           "family": cfg.get("family"), "config": cfg.get("config", {}),
@@ -445,17 +490,29 @@ def lower(model: nn.Module, example_input, weight_bits: int = 8, *, in_bits: int
                           "state_bits": state_bits, "repconv": repconv, "ssc": ssc})
     ctx = _Ctx(graph, acts, int(weight_bits), in_bits, state_bits, repconv, ssc)
     modules = dict(gm.named_modules())
+    encoder = any(isinstance(m, L.Encoder) for m in modules.values())
     for node in gm.graph.nodes:
-        if node.op == "placeholder":
+        hook = FX_NODES.get((node.op, None if node.op in ("placeholder", "output")
+                             else node.target))
+        if node.op == "placeholder":       # the zoo's Encoder makes the Input node itself
+            if hook is not None and not encoder:
+                ctx.env[node.name] = hook(ctx, node)
             continue
         if node.op == "output":
+            if hook is not None:           # a Readout for models that do not end in TimeMean
+                hook(ctx, node)
             break
+        if node.op != "call_module" and not _holds_tensor(acts.get(node.name)):
+            continue                       # shape arithmetic (x.shape[0], C // heads): constants
+        if hook is not None:
+            ctx.env[node.name] = hook(ctx, node)
+            continue
         args = []
         for a in node.args:
             if not isinstance(a, fx.Node):
                 raise LoweringError(f"{node.op} {node.target!r} takes a constant argument {a!r}; "
                                     "only tensors from other layers are supported")
-            if a.op != "placeholder":
+            if a.op != "placeholder" or a.name in ctx.env:
                 args.append(ctx.env[a.name])
         if node.op == "call_module":
             mod = modules[node.target]
@@ -463,7 +520,7 @@ def lower(model: nn.Module, example_input, weight_bits: int = 8, *, in_bits: int
             if fn is None:
                 raise LoweringError(f"no lowering for module {node.target!r} of type "
                                     f"{type(mod).__module__}.{type(mod).__name__}; lowerable "
-                                    f"types: {', '.join(sorted(t.__name__ for t in LOWERINGS))}")
+                                    f"types: {', '.join(sorted({_short(t) for t in LOWERINGS}))}")
             ctx.env[node.name] = fn(ctx, node, mod, args)
         elif node.op == "call_function" and node.target in FUNCTIONS:
             ctx.env[node.name] = _lower_add(ctx, node, args)

@@ -200,4 +200,5 @@ def run_twin(model, graph: G.Graph, x) -> TwinResult:
                     continue
             outputs[ir] = val.numpy()
         env[node.name] = val
-    return TwinResult(logits=result.numpy(), outputs=outputs)
+    logits = result.numpy()                 # a map output: (C, H, W) order, as the interpreter
+    return TwinResult(logits=logits.reshape(logits.shape[0], -1), outputs=outputs)

@@ -12,7 +12,14 @@ vectors [C]. Categories:
   spikes           spikes emitted (an SFA burst of n counts n)
   graded_values    multi-bit values produced by graded nodes (shortcuts, attention products)
   saturations      clipped membranes or graded inputs
-  noc_messages / noc_hops / graded_messages / graded_hops   routing (added by the engines)
+  noc_messages / noc_hops / graded_messages / graded_hops   routing (added by the engines):
+                   packets sent to other cores (one per destination core) and the router hops
+                   they travel, counted at the sending core
+  noc_hops_ns      the north-south (mesh y) part of noc_hops
+  noc_messages_in  spike packets received, counted at the receiving core (one per source spike
+                   and destination core; events from the off-chip Input included; sync engine)
+  neuron_accesses  neurons visited by a clocked core: every mapped neuron, every tick the chip
+                   runs, idle or not (time-multiplexed cores such as Loihi's; sync engine only)
 """
 from __future__ import annotations
 
@@ -24,7 +31,8 @@ from neurosim.ir.addressing import axis_targets
 
 CATEGORIES = ("ac", "mac", "aux_ops", "weight_reads", "membrane_reads", "membrane_writes",
               "neuron_updates", "spikes", "graded_values", "saturations", "noc_messages",
-              "noc_hops", "graded_messages", "graded_hops")
+              "noc_hops", "graded_messages", "graded_hops", "noc_hops_ns", "noc_messages_in",
+              "neuron_accesses")
 
 
 def zero_counts() -> dict[str, int]:

@@ -211,6 +211,53 @@ def _need(path: Path, obj, key: str, typ, where: str):
     return v
 
 
+# Plausibility bounds of a graph file (beyond them a file is an error unless its meta says
+# "allow_extreme": true): the zoo uses T <= 16 and maps of at most ~2.4M values per tick.
+MAX_T = 1024
+MAX_NODE_SIZE = 2 ** 24
+_META_TYPES = {"model": str, "family": (str, type(None)), "config": dict, "weight_bits": int,
+               "in_bits": int, "state_bits": int, "repconv": str, "ssc": bool, "fx_map": dict,
+               "folded": list, "source": str, "dt_s": (int, float), "allow_extreme": bool}
+
+
+def _check_meta(path: Path, meta: dict) -> None:
+    """Types of the meta keys neurosim reads (other keys are the user's)."""
+    for k, typ in _META_TYPES.items():
+        if k in meta and (not isinstance(meta[k], typ) or isinstance(meta[k], bool)
+                          and typ is not bool):
+            raise _doc_error(path, f"meta.{k}", f"unexpected {type(meta[k]).__name__} "
+                             f"{meta[k]!r}")
+    if "weight_bits" in meta and not 2 <= meta["weight_bits"] <= 32:
+        raise _doc_error(path, "meta.weight_bits", f"must be in 2..32, got {meta['weight_bits']}")
+    fx = meta.get("fx_map", {})
+    if not all(isinstance(v, list) and all(isinstance(n, str) for n in v) for v in fx.values()):
+        raise _doc_error(path, "meta.fx_map", "must map names to lists of node names")
+
+
+def _check_plausible(path: Path, meta: dict, ops: dict[str, Node]) -> None:
+    """Cross-checks of the nodes against ``meta`` and the plausibility bounds ``MAX_T`` and
+    ``MAX_NODE_SIZE`` (lifted by ``"allow_extreme": true`` in meta)."""
+    allow = meta.get("allow_extreme", False)
+    hint = 'set "allow_extreme": true in the graph\'s meta to accept it'
+    cfg_T = meta.get("config", {}).get("T")
+    for name, op in ops.items():
+        where = f"node {name!r}"
+        if isinstance(op, WEIGHTED_TYPES) and "weight_bits" in meta \
+                and op.weight_bits != meta["weight_bits"]:
+            raise _doc_error(path, where, f"weight_bits {op.weight_bits} contradicts "
+                             f"meta.weight_bits {meta['weight_bits']}")
+        if isinstance(op, Input):
+            if isinstance(cfg_T, int) and not isinstance(cfg_T, bool) and op.T != cfg_T:
+                raise _doc_error(path, where, f"T = {op.T} contradicts meta.config.T = {cfg_T} "
+                                 "(the model the graph was lowered from)")
+            if op.T > MAX_T and not allow:
+                raise _doc_error(path, where, f"T = {op.T} time steps is outside the plausible "
+                                 f"range 1..{MAX_T}; {hint}")
+        if op.size > MAX_NODE_SIZE and not allow:
+            raise _doc_error(path, where, f"shape {op.shape} holds {op.size:,} values per tick, "
+                             f"more than the plausible {MAX_NODE_SIZE:,}; {hint}")
+
+
 def load_graph(directory: str | Path) -> Graph:
     """Read a graph written by ``Graph.save`` / ``neurosim lower --out``. Every node goes
     through ``Graph.add`` (duplicate names, unknown inputs and arity are errors) and the whole
@@ -222,6 +269,7 @@ def load_graph(directory: str | Path) -> Graph:
             raise FileNotFoundError(f"graph file missing: {p}")
     doc = _read_doc(jpath)
     ops = _read_ops(jpath, apath, doc["nodes"])
+    _check_plausible(jpath, doc["meta"], ops)
     inputs = _read_edges(jpath, doc["edges"], ops, doc["format"])
     g = _assemble(jpath, doc["meta"], ops, inputs)
     for i, e in enumerate(doc["edges"]):
@@ -240,12 +288,15 @@ def _read_doc(jpath: Path) -> dict:
         doc = json.loads(jpath.read_bytes().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise GraphError(f"{jpath}: not valid JSON in UTF-8 ({e})") from None
+    except RecursionError:
+        raise GraphError(f"{jpath}: JSON nested too deeply") from None
     fmt = _need(jpath, doc, "format", str, "document")
     if fmt != FORMAT and fmt not in OLD_FORMATS:
         raise GraphError(f"{jpath}: 'format' is {fmt!r}, expected {FORMAT!r}")
     meta = doc.get("meta", {})
     if not isinstance(meta, dict):
         raise _doc_error(jpath, "meta", f"expected an object, got {type(meta).__name__}")
+    _check_meta(jpath, meta)
     return {"format": fmt, "meta": meta, "nodes": _need(jpath, doc, "nodes", list, "document"),
             "edges": _need(jpath, doc, "edges", list, "document")}
 

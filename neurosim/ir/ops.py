@@ -53,6 +53,57 @@ def _arr(x, dtype) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(x, dtype=dtype))
 
 
+INT_LIMIT = 2 ** 31          # |integer parameter| and shape entries: the kernels index in int32
+
+
+def _scalar(op: "Node", key: str, v, typ: str):
+    """A scalar field checked against its declared type (``int``, ``float``, ``bool``, ``str``)
+    and returned as the plain Python value; a wrong type or a non-finite number is an error
+    naming the node and the field (a file may hold anything)."""
+    if typ == "bool":
+        if not isinstance(v, (bool, np.bool_)):
+            op.fail(f"{key} must be true or false, got {type(v).__name__} {v!r}")
+        return bool(v)
+    if typ == "str":
+        if not isinstance(v, str) or not v:
+            op.fail(f"{key} must be a non-empty string, got {type(v).__name__} {v!r}")
+        return v
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer,
+                                                             np.floating)):
+        op.fail(f"{key} must be a number, got {type(v).__name__} {v!r}")
+    if typ == "int":
+        if not isinstance(v, (int, np.integer)):
+            op.fail(f"{key} must be an integer, got {v!r}")
+        if not -INT_LIMIT <= int(v) < INT_LIMIT:
+            op.fail(f"{key} = {int(v)} is outside the supported range +-2^31")
+        return int(v)
+    if not np.isfinite(v):
+        op.fail(f"{key} must be finite, got {v}")
+    return float(v)
+
+
+def _shape(op: "Node", key: str, v) -> tuple:
+    """A shape field: a sequence of integers (each below 2^31)."""
+    if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
+        op.fail(f"{key} must be a list of integers, got {type(v).__name__} {v!r}")
+    out = tuple(v)
+    if any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer))
+           for s in out):
+        op.fail(f"{key} must be a list of integers, got {list(out)!r}")
+    if any(not -INT_LIMIT < int(s) < INT_LIMIT for s in out):
+        op.fail(f"{key} {list(out)} has an entry beyond 2^31")
+    return tuple(int(s) for s in out)
+
+
+def _real(op: "Node", key: str, x, dtype) -> np.ndarray:
+    """An array field as ``dtype``: real numbers only (a complex, string or object array is an
+    error naming the node, never a silent cast that drops the imaginary part)."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        op.fail(f"{key} must hold real numbers, got dtype {a.dtype}")
+    return np.ascontiguousarray(a.astype(dtype))
+
+
 @dataclass(eq=False)
 class Node:
     """Base class: ``name`` is the graph key, ``shape`` the per-tick output shape."""
@@ -64,7 +115,15 @@ class Node:
     out_kind: ClassVar[str | None] = None           # fixed output edge kind, or None = derived
 
     def __post_init__(self):
-        self.shape = tuple(int(s) for s in self.shape)
+        if not isinstance(self.name, str) or not self.name:
+            raise GraphError(f"{type(self).__name__} node: name must be a non-empty string, "
+                             f"got {self.name!r}")
+        for f in dataclasses.fields(self):     # declared types; arrays are checked per class
+            v = getattr(self, f.name)
+            if f.type == "tuple":
+                setattr(self, f.name, _shape(self, f.name, v))
+            elif f.type in ("int", "float", "bool", "str"):
+                setattr(self, f.name, _scalar(self, f.name, v, f.type))
         if not self.shape or any(s < 1 for s in self.shape):
             self.fail(f"shape must be non-empty and positive, got {self.shape}")
 
@@ -121,7 +180,8 @@ class Input(Node):
 @_node_type
 @dataclass(eq=False)
 class Readout(Node):
-    """Logits: the mean over the T time steps of the input, summed in tick order."""
+    """Logits: the mean over the T time steps of the input, summed in tick order. A map input
+    (C, H, W) gives ``size`` = C*H*W logits, flattened in (C, H, W) order like every vector."""
 
     out_kind: ClassVar = "graded"
 
@@ -159,16 +219,22 @@ class Neurons(Node):
         C = self.channels
         if self.model not in NEURON_MODELS:
             self.fail(f"model must be one of {NEURON_MODELS}, got {self.model!r}")
-        self.v_th = _arr(self.v_th if self.v_th is not None else np.ones(C), np.float64)
-        self.v_reset = _arr(self.v_reset if self.v_reset is not None else np.zeros(C), np.float64)
-        self.theta_neg = _arr(self.theta_neg if self.theta_neg is not None else self.v_th,
-                              np.float64)
+        self.v_th = _real(self, "v_th", self.v_th if self.v_th is not None else np.ones(C),
+                          np.float64)
+        self.v_reset = _real(self, "v_reset",
+                             self.v_reset if self.v_reset is not None else np.zeros(C), np.float64)
+        self.theta_neg = _real(self, "theta_neg",
+                               self.theta_neg if self.theta_neg is not None else self.v_th,
+                               np.float64)
         for k in ("v_th", "v_reset", "theta_neg"):
             if getattr(self, k).shape != (C,):
                 self.fail(f"{k} must have one value per channel ({C}), got "
                           f"{getattr(self, k).shape}")
         if not np.all(self.v_th > 0) or not np.all(np.isfinite(self.v_th)):
             self.fail(f"threshold must be positive and finite, min is {self.v_th.min()}")
+        for k in ("v_reset", "theta_neg"):
+            if not np.all(np.isfinite(getattr(self, k))):
+                self.fail(f"{k} must be finite")
         if not self.tau >= 1:
             self.fail(f"tau must be >= 1 tick, got {self.tau}")
         if self.reset not in ("hard", "soft", "none"):
@@ -211,12 +277,13 @@ class _Weighted(Node):
 
     def __post_init__(self):
         super().__post_init__()
-        self.in_shape = tuple(int(s) for s in self.in_shape)
         if self.weight_float is not None:
-            self.weight_float = _arr(self.weight_float, np.float32)
+            self.weight_float = _real(self, "weight_float", self.weight_float, np.float32)
         if self.weight is None:
             self.fail("weight is missing")
-        w = np.asarray(self.weight)
+        if not 2 <= self.weight_bits <= 32:
+            self.fail(f"weight_bits must be in 2..32, got {self.weight_bits}")
+        w = _real(self, "weight", self.weight, np.float64)
         if not np.all(np.isfinite(w)) or np.any(w != np.round(w)):
             self.fail("weights must be integers (quantized)")
         lim = 2 ** (self.weight_bits - 1)
@@ -224,8 +291,10 @@ class _Weighted(Node):
             self.fail(f"weights exceed {self.weight_bits}-bit range [{-lim}, {lim - 1}]")
         self.weight = _arr(w, _int_dtype(self.weight_bits))
         C = self.channels
-        self.scale = _arr(self.scale if self.scale is not None else np.ones(C), np.float64)
-        self.bias = _arr(self.bias if self.bias is not None else np.zeros(C), np.float64)
+        self.scale = _real(self, "scale", self.scale if self.scale is not None else np.ones(C),
+                           np.float64)
+        self.bias = _real(self, "bias", self.bias if self.bias is not None else np.zeros(C),
+                          np.float64)
         for k in ("scale", "bias"):
             if getattr(self, k).shape != (C,):
                 self.fail(f"{k} must have one value per output channel ({C}), "
@@ -325,7 +394,8 @@ class Pool(Node):
 
     def __post_init__(self):
         super().__post_init__()
-        self.in_shape = tuple(int(s) for s in self.in_shape)
+        if len(self.in_shape) != 3 or len(self.shape) != 3:
+            self.fail(f"pooling needs (C, H, W) shapes, got in {self.in_shape} out {self.shape}")
         C, H, W = self.in_shape
         if self.kernel < 1 or self.stride < 1 or self.padding < 0 or self.padding > self.kernel // 2:
             self.fail(f"invalid pooling kernel={self.kernel} stride={self.stride} "
@@ -391,6 +461,13 @@ class TokenMean(Node):
     in_scale: float = 1.0
     in_bits: int = 16
     out_kind: ClassVar = "graded"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.in_scale > 0:
+            self.fail(f"in_scale must be > 0, got {self.in_scale}")
+        if not 2 <= self.in_bits <= 32:
+            self.fail(f"in_bits must be in 2..32, got {self.in_bits}")
 
 
 @_node_type

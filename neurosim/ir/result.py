@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neurosim.ir.counts import CATEGORIES
+from neurosim.ir.summary import node_rows, short_repr, summary
 
 
 def _plain(v):
@@ -38,7 +39,7 @@ def check_labels(labels, n: int, n_classes: int | None = None) -> np.ndarray | N
     return a
 
 
-@dataclass
+@dataclass(repr=False)
 class RunResult:
     """One simulation of ``B`` inputs on a chip.
 
@@ -47,7 +48,9 @@ class RunResult:
     inputs; ``latency_s`` [B] first input to decision per inference; ``ticks`` [B] clock ticks
     (sync) per inference; ``timeline`` per-tick or per-event records of the first input;
     ``stats`` engine statistics (saturations, stalls, drops, FIFO occupancy, wall time);
-    ``spikes`` full spike tensors [T, B, *shape] when recorded.
+    ``spikes`` full spike tensors [T, B, *shape] when recorded; ``energy`` the energy breakdown
+    (``neurosim.simulate`` attaches it). ``print(result)`` shows a short table
+    (:func:`neurosim.ir.summary.summary`); ``to_dict()`` / ``to_frame()`` hold everything.
     """
 
     mode: str
@@ -101,6 +104,28 @@ class RunResult:
     def firing_rates(self, sizes: dict[str, int]) -> dict[str, float]:
         """Mean spikes per neuron per time step, per population."""
         return {n: float(c.sum() / (c.size * sizes[n])) for n, c in self.spike_counts.items()}
+
+    def __str__(self) -> str:
+        return summary(self)
+
+    def __repr__(self) -> str:
+        return short_repr(self)
+
+    def to_rows(self) -> list[dict]:
+        """One dict per graph node: spikes, operation counts and (when priced) energy per
+        inference (:func:`neurosim.ir.summary.node_rows`)."""
+        return node_rows(self)
+
+    def to_frame(self):
+        """``to_rows()`` as a pandas DataFrame indexed by node (pandas is optional: without it
+        an ImportError says so; ``to_rows()`` / ``to_dict()`` need nothing)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("RunResult.to_frame needs pandas (pip install pandas); "
+                              "to_rows() gives the same rows as dicts, to_dict() everything"
+                              ) from None
+        return pd.DataFrame(self.to_rows()).set_index("node")
 
     def to_dict(self) -> dict:
         d = {"mode": self.mode, "chip": self.chip, "model": self.model, "n": self.n,

@@ -42,6 +42,7 @@ def format_table(rows: list[dict], columns: list[str] | None = None,
 
 _E_UNITS = ((1.0, "J"), (1e-3, "mJ"), (1e-6, "uJ"), (1e-9, "nJ"), (1e-12, "pJ"))
 _T_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns"))
+_P_UNITS = ((1.0, "W"), (1e-3, "mW"), (1e-6, "uW"), (1e-9, "nW"))
 
 
 def _fmt(x: float, units, digits: int) -> str:
@@ -68,3 +69,8 @@ def fmt_energy(j: float, digits: int = 3) -> str:
 def fmt_time(s: float, digits: int = 3) -> str:
     """``4.2e-5`` -> ``"42 us"`` (s, ms, us, ns)."""
     return _fmt(s, _T_UNITS, digits)
+
+
+def fmt_power(w: float, digits: int = 3) -> str:
+    """``0.0123`` -> ``"12.3 mW"`` (W, mW, uW, nW)."""
+    return _fmt(w, _P_UNITS, digits)

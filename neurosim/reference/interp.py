@@ -158,6 +158,7 @@ def run(graph: G.Graph, x: np.ndarray, record: str = "spikes") -> InterpResult:
             vals[n] = EVAL[type(op)](op, [vals[u] for u in ins_of[n]], kinds_of[n], st)
         for n in keep:
             rec[n].append(vals[n])
-    logits = st.acc[outn] / graph.T
+    acc = st.acc[outn]
+    logits = (acc / graph.T).reshape(acc.shape[0], -1)     # a map readout: (C, H, W) order
     return InterpResult(logits=logits, outputs={n: np.stack(v) for n, v in rec.items()},
                         saturations=st.sat)

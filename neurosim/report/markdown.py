@@ -1,16 +1,20 @@
 """Run reports: ``result.json`` (everything), CSV tables, plots and a readable ``report.md``.
 
 ``write_report`` gathers the runs, their energy breakdowns, the paper-mode estimate, mappings
-and metadata into ``result.json`` (sorted keys; wall-clock times only under ``wall_s``, which
-nothing rendered reads) and then calls ``render_report``, which draws every other file from
-``result.json`` alone. Re-rendering a directory therefore reproduces ``report.md``, the CSVs and
+and metadata into ``result.json`` (sorted keys, no wall-clock time: it is byte-identical
+across runs of the same inputs) and the runs' wall-clock seconds into ``timing.json``, then
+calls ``render_report``, which checks ``result.json`` against its schema
+(:mod:`neurosim.report.record_schema`) and draws every other file from it alone. Re-rendering a directory therefore reproduces ``report.md``, the CSVs and
 the PNGs byte for byte (``neurosim report RUN_DIR``).
 
 Files:
     result.json               runs (RunResult.to_dict with energy), comparison, paper mode, ...
+    timing.json               wall-clock seconds per run (the only non-deterministic file)
     report.md                 the summary a person reads
+    report.html               the same, one self-contained file (plots embedded) for sharing
     energy_by_layer.csv       per run and node: layer, type, energy per inference by category
-    energy_by_core.csv        per run and core: energy per inference by category
+    energy_by_core.csv        per run and core: energy per inference by category, static
+                              included, and a row for the uncore's static energy
     energy_by_category.csv    per run and category: total and per inference, share
     spikes_by_layer.csv       per run and population: neurons, spikes per inference, rate
     comparison.csv            one row per run (chip, mode, accuracy, energy, latency, ...)
@@ -21,9 +25,8 @@ from __future__ import annotations
 
 from importlib import metadata
 
-import csv
-import io
 import json
+import math
 import platform
 from collections import Counter
 from pathlib import Path
@@ -31,10 +34,16 @@ from pathlib import Path
 import numpy as np
 
 from neurosim.costing.energy import CATEGORY_LABELS, ENERGY_CATEGORIES
-from neurosim.ir.units import fmt_energy, fmt_time
+from neurosim.costing.static import POLICIES
+from neurosim.ir.units import fmt_energy, fmt_power, fmt_time
+from neurosim.report.csv_tables import write_csvs
+from neurosim.report.record_schema import FORMAT, RecordError, validate_record
+from neurosim.report.record import (firing_rates, layer_energy, layer_of_nodes, node_sizes,
+                                    node_types, primary_run, runs_of, slug)
 
-FORMAT = "neurosim-report/1"
 RESULT = "result.json"
+TIMING = "timing.json"                 # wall-clock times, apart so result.json is deterministic
+TIMING_FORMAT = "neurosim-timing/1"
 
 
 # ----------------------------------------------------------------------------- building
@@ -61,13 +70,13 @@ def build_record(results, *, graph, model_name: str, workload: str, chips, paper
     from neurosim.report.graph_table import graph_rows, totals
 
     cmp = results if isinstance(results, Comparison) else Comparison.from_results(graph, results)
-    runs, wall = [], {}
+    runs = []
     for r in cmp.results:
         if r.energy is None:
             raise ValueError(f"run {run_label(r)} has no energy: call neurosim.costing.energy."
                              "attach_energy(result, chip) first")
         d = r.to_dict()
-        wall[run_label(r)] = d["stats"].pop("wall_s", None)
+        d["stats"].pop("wall_s", None)                   # wall-clock time: timing.json only
         d["label"] = run_label(r)
         runs.append(d)
     meta = {k: v for k, v in graph.meta.items() if k not in ("fx_map", "folded")}
@@ -77,11 +86,12 @@ def build_record(results, *, graph, model_name: str, workload: str, chips, paper
         "chips": [c if isinstance(c, str) else c.name for c in chips],
         "graph": {"meta": meta, "totals": totals(graph), "nodes": graph_rows(graph)},
         "runs": runs,
-        "comparison": {"rows": cmp.table(), "reference_source": cmp.reference_source},
+        "comparison": {"rows": cmp.table(), "ratios": cmp.ratios(),
+                       "reference_source": cmp.reference_source},
         "mappings": {c: _mapping_dict(m) for c, m in cmp.mappings.items()},
         "mapping_reports": {c: _mapping_dict(m) for c, m in (mapping_reports or {}).items()},
         "paper": None, "paper_vs_event": {},
-        "versions": _versions(), "extra": extra or {}, "wall_s": wall,
+        "versions": _versions(), "extra": extra or {},
     }
     if paper is not None:
         rec["paper"] = paper.to_dict()
@@ -90,6 +100,15 @@ def build_record(results, *, graph, model_name: str, workload: str, chips, paper
                 rec["paper_vs_event"][run_label(r)] = compare_paper_event(paper, r,
                                                                           graph).to_dict()
     return json.loads(json.dumps(rec, sort_keys=True))      # plain types only
+
+
+def build_timing(results) -> dict:
+    """The content of ``timing.json``: wall-clock seconds of each run (``stats["wall_s"]``),
+    kept out of ``result.json`` so that file is byte-identical across runs."""
+    from neurosim.run.compare import Comparison, run_label
+    rs = results.results if isinstance(results, Comparison) else results
+    return {"format": TIMING_FORMAT,
+            "wall_s": {run_label(r): r.stats.get("wall_s") for r in rs}}
 
 
 def write_report(out_dir, results, *, graph, model_name: str, workload: str, chips,
@@ -104,6 +123,7 @@ def write_report(out_dir, results, *, graph, model_name: str, workload: str, chi
     rec = build_record(results, graph=graph, model_name=model_name, workload=workload,
                        chips=chips, paper=paper, mapping_reports=mapping_reports, extra=extra)
     (out / RESULT).write_text(json.dumps(rec, indent=1, sort_keys=True) + "\n")
+    (out / TIMING).write_text(json.dumps(build_timing(results), indent=1, sort_keys=True) + "\n")
     render_report(out)
     return out
 
@@ -117,189 +137,63 @@ def load_record(run_dir) -> dict:
                                 f"(write one with `neurosim simulate ... --out DIR` or "
                                 f"`neurosim compare ... --out DIR`)")
     try:
-        rec = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{p}: not valid JSON ({e})") from None
+        rec = json.loads(p.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise RecordError(f"{p}: not valid JSON in UTF-8 ({e})") from None
     if not isinstance(rec, dict) or rec.get("format") != FORMAT:
         got = rec.get("format") if isinstance(rec, dict) else None
-        raise ValueError(f"{p}: 'format' is {got!r}, expected {FORMAT!r}")
-    return rec
-
-
-# ----------------------------------------------------------------------------- derived data
-def _sizes(rec) -> dict[str, int]:
-    return {r["node"]: r["neurons"] for r in rec["graph"]["nodes"]}
-
-
-def _types(rec) -> dict[str, str]:
-    return {r["node"]: r["type"] for r in rec["graph"]["nodes"]}
-
-
-def _layer_of(rec, chip: str) -> dict[str, str]:
-    m = rec["mappings"].get(chip, {})
-    return {n: L for L, nodes in m.get("layer_nodes", {}).items() for n in nodes}
-
-
-def _layer_order(rec, chip: str) -> list[str]:
-    """Mapped layers in network order (first appearance of their nodes in graph order)."""
-    lo = _layer_of(rec, chip)
-    return list(dict.fromkeys(lo[r["node"]] for r in rec["graph"]["nodes"] if r["node"] in lo))
-
-
-def firing_rates(rec, run) -> list[tuple[str, float]]:
-    """(population, spikes per neuron per time step) in network order."""
-    sizes = _sizes(rec)
-    order = [r["node"] for r in rec["graph"]["nodes"]]
-    out = []
-    for n in order:
-        sc = run["spike_counts"].get(n)
-        if sc is None or not sizes.get(n):
-            continue
-        a = np.asarray(sc, dtype=float)                     # [B, T]
-        out.append((n, float(a.sum() / (a.size * sizes[n]))))
-    return out
-
-
-def layer_energy(rec, run) -> list[tuple[str, dict]]:
-    """Dynamic energy per inference by category, summed over each mapped layer's nodes."""
-    n = run["n"]
-    layer_of = _layer_of(rec, run["chip"])
-    acc: dict[str, dict] = {}
-    for node, cats in run["energy"]["by_node_category_j"].items():
-        L = layer_of.get(node, node)
-        d = acc.setdefault(L, {})
-        for c, v in cats.items():
-            d[c] = d.get(c, 0.0) + v / n
-    order = _layer_order(rec, run["chip"]) or list(acc)
-    return [(L, acc[L]) for L in order if L in acc and sum(acc[L].values()) > 0]
-
-
-def _runs(rec) -> list[dict]:
-    return rec["runs"]
-
-
-def _primary(rec) -> dict | None:
-    for r in rec["runs"]:
-        if r["mode"] in ("sync", "async-windowed"):
-            return r
-    return rec["runs"][0] if rec["runs"] else None
-
-
-def _slug(label: str) -> str:
-    return label.replace("/", "_")
-
-
-# ----------------------------------------------------------------------------- CSV
-def _csv(path: Path, header: list[str], rows: list[list]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    for r in rows:
-        w.writerow([repr(v) if isinstance(v, float) else v for v in r])
-    path.write_text(buf.getvalue())
-
-
-def write_csvs(rec: dict, out: Path) -> list[Path]:
-    cats = list(ENERGY_CATEGORIES)
-    dyn = [c for c in cats if c != "static"]
-    types = _types(rec)
-    paths = []
-    rows = []
-    for run in _runs(rec):
-        e, n = run["energy"], run["n"]
-        lo = _layer_of(rec, run["chip"])
-        for node, d in e["by_node_category_j"].items():
-            rows.append([run["label"], node, lo.get(node, ""), types.get(node, ""),
-                         e["per_inference"]["by_node_j"][node]]
-                        + [d.get(c, 0.0) / n for c in dyn])
-    paths.append(out / "energy_by_layer.csv")
-    _csv(paths[-1], ["run", "node", "layer", "type", "energy_per_inference_j"]
-         + [f"{c}_j" for c in dyn], rows)
-    rows = []
-    for run in _runs(rec):
-        e, n = run["energy"], run["n"]
-        for core, d in sorted(e["by_core_category_j"].items(), key=lambda kv: int(kv[0])):
-            rows.append([run["label"], int(core), e["per_inference"]["by_core_j"][core]]
-                        + [d.get(c, 0.0) / n for c in dyn])
-    paths.append(out / "energy_by_core.csv")
-    _csv(paths[-1], ["run", "core", "energy_per_inference_j"] + [f"{c}_j" for c in dyn], rows)
-    rows = []
-    for run in _runs(rec):
-        e = run["energy"]
-        for c in cats:
-            tot = e["total_j"]
-            rows.append([run["label"], c, e["by_category_j"][c],
-                         e["per_inference"]["by_category_j"][c],
-                         e["by_category_j"][c] / tot if tot else 0.0])
-    paths.append(out / "energy_by_category.csv")
-    _csv(paths[-1], ["run", "category", "energy_j", "energy_per_inference_j", "share"], rows)
-    rows = []
-    sizes = _sizes(rec)
-    for run in _runs(rec):
-        for node, rate in firing_rates(rec, run):
-            tot = float(np.asarray(run["spike_counts"][node]).sum())
-            rows.append([run["label"], node, sizes[node], tot / run["n"], rate])
-    paths.append(out / "spikes_by_layer.csv")
-    _csv(paths[-1], ["run", "node", "neurons", "spikes_per_inference",
-                     "spikes_per_neuron_per_step"], rows)
-    crow = rec["comparison"]["rows"]
-    keys = list(crow[0]) if crow else []
-    paths.append(out / "comparison.csv")
-    _csv(paths[-1], keys, [[r[k] for k in keys] for r in crow])
-    if rec["paper_vs_event"]:
-        rows, keys = [], None
-        for label, pe in rec["paper_vs_event"].items():
-            for r in pe["rows"]:
-                keys = keys or list(r)
-                rows.append([label] + [r[k] for k in keys])
-        paths.append(out / "paper_vs_event.csv")
-        _csv(paths[-1], ["run"] + (keys or []), rows)
-    return paths
+        raise RecordError(f"{p}: 'format' is {got!r}, expected {FORMAT!r}")
+    return validate_record(rec, p)
 
 
 # ----------------------------------------------------------------------------- plots
 def render_plots(rec: dict, out: Path) -> list[Path]:
     from neurosim.report import plots as P
+    from neurosim.report.timeline_data import core_layers
 
     pdir = out / "plots"
     made = []
     model = rec["model"]
-    runs = _runs(rec)
+    runs = runs_of(rec)
     for run in runs:
-        slug, label = _slug(run["label"]), run["label"]
-        made.append(P.energy_by_layer(layer_energy(rec, run), pdir / f"energy_by_layer_{slug}.png",
+        sl, label = slug(run["label"]), run["label"]
+        made.append(P.energy_by_layer(layer_energy(rec, run),
+                                      pdir / f"energy_by_layer_{sl}.png",
                                       title=f"{model} on {label}: energy per layer",
                                       static_j=run["energy"]["per_inference"]["static_j"]))
         tl = run["timeline"] or {}
         if run["mode"] == "sync":
-            sizes = _sizes(rec)
+            sizes = node_sizes(rec)
             spikes = [(n, (np.asarray(run["spike_counts"][n], float).mean(axis=0)
                            / sizes[n]).tolist()) for n, _ in firing_rates(rec, run)]
             made.append(P.sync_timeline(tl.get("tick_s", []), tl.get("core_busy_cycles", {}),
-                                        spikes, pdir / f"timeline_{slug}.png",
+                                        spikes, pdir / f"timeline_{sl}.png",
                                         title=f"{model} on {label}: core activity per tick "
                                               "(first input)",
-                                        ticks_per_step=tl.get("ticks_per_step", 1)))
+                                        ticks_per_step=tl.get("ticks_per_step", 1),
+                                        core_labels=core_layers(rec["mappings"].get(run["chip"]))))
         elif tl.get("items"):
-            made.append(P.async_timeline(tl["items"], pdir / f"timeline_{slug}.png",
+            made.append(P.async_timeline(tl["items"], pdir / f"timeline_{sl}.png",
                                          title=f"{model} on {label}: work items per core "
-                                               "(first input)"))
+                                               "(first input)",
+                                         core_labels=core_layers(rec["mappings"].get(run["chip"]))))
         fifo = run["stats"].get("fifo_occupancy")
         if fifo:
-            made.append(P.fifo_occupancy(fifo, pdir / f"fifo_{slug}.png",
+            made.append(P.fifo_occupancy(fifo, pdir / f"fifo_{sl}.png",
                                          title=f"{model} on {label}: input FIFO occupancy, "
                                                "first input",
                                          depth=run["stats"].get("fifo_depth")))
     made.append(P.energy_by_category([(r["label"], r["energy"]["per_inference"]["by_category_j"])
                                       for r in runs], pdir / "energy_by_category.png",
                                      title=f"{model}: energy per inference by category"))
-    prim = _primary(rec)
+    prim = primary_run(rec)
     if prim is not None:
         made.append(P.firing_rates(firing_rates(rec, prim), pdir / "firing_rates.png",
                                    title=f"{model}: firing rate per population "
                                          f"({prim['label']}, {prim['n']} inputs)"))
     made.append(P.run_comparison(rec["comparison"]["rows"], pdir / "comparison.png",
-                                 title=f"{model} on {rec['workload']}: runs side by side"))
+                                 title=f"{model} on {rec['workload']}: runs side by side "
+                                       f"(the same {rec['n']} inputs each)"))
     if prim is not None and prim["label"] in rec["paper_vs_event"]:
         made.append(P.paper_vs_event(rec["paper_vs_event"][prim["label"]]["rows"],
                                      pdir / "paper_vs_event.png",
@@ -311,6 +205,12 @@ def render_plots(rec: dict, out: Path) -> list[Path]:
 # ----------------------------------------------------------------------------- markdown
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
+
+
+def _share(part: float, total: float) -> str:
+    """``part`` as a percentage of ``total``; "n/a" when the total is zero (a zero energy
+    table, an empty run) or not finite: never nan, inf or a division by zero."""
+    return _pct(part / total) if math.isfinite(total) and total > 0 else "n/a"
 
 
 def _md_table(rows: list[dict], columns: list[str] | None = None) -> str:
@@ -347,18 +247,58 @@ def summarise_violations(mapping: dict, limit: int = 3) -> list[str]:
     return lines
 
 
+def _x(v) -> str:
+    return "n/a" if v is None else f"{v:.3g}x"
+
+
+def _static_section(rec: dict) -> list[str]:
+    """How every run's static energy was priced, and what it is under each policy."""
+    rows = []
+    for r in runs_of(rec):
+        st = r["energy"].get("static") or {}
+        alt = st.get("by_policy_per_inference_j") or {}
+        rows.append({"run": r["label"], "n": r["n"], "gating": st.get("policy") or "-",
+                     "cores drawing static": "-" if st.get("cores_on") is None
+                     else st["cores_on"],
+                     "static / inf": fmt_energy(r["energy"]["per_inference"]["static_j"]),
+                     **{f"if {p}": "n/a" if alt.get(p) is None else fmt_energy(alt[p])
+                        for p in POLICIES},
+                     "how": st.get("basis", "")})
+    return ["## Static power", "",
+            "Static energy per inference under the policy used (*gating*), and under each "
+            "policy (none: every core leaks for the whole run; unused: cores with no mapped "
+            "part are off; idle: a core leaks only while it has work, paying a wake-up "
+            "energy). The chips' per-core leakage is an estimate (chips/*.toml [power]).", "",
+            _md_table(rows), ""]
+
+
+def _ratio_section(rec: dict) -> list[str]:
+    """The sync/async energy ratios with their parts and the policy sensitivity."""
+    ratios = rec["comparison"].get("ratios") or []
+    if not ratios:
+        return []
+    rows = [{"sync / async": f"{r['sync']} / {r['async']}", "n": r["n"],
+             "sync dynamic + static": f"{fmt_energy(r['sync_dynamic_j'])} + "
+                                      f"{fmt_energy(r['sync_static_j'])}",
+             "async dynamic + static": f"{fmt_energy(r['async_dynamic_j'])} + "
+                                       f"{fmt_energy(r['async_static_j'])}",
+             "ratio": _x(r["ratio"]), "dynamic only": _x(r["dynamic_ratio"]),
+             **{f"gating {p}": _x(r["ratio_by_policy"].get(p)) for p in POLICIES}}
+            for r in ratios]
+    return ["Energy per inference, sync over async, on the same inputs: under each chip's "
+            "default gating (*ratio*), dynamic energy alone, and with both chips under each "
+            "power-gating policy.", "", _md_table(rows), ""]
+
+
 def render_markdown(rec: dict, plots: list[Path], out: Path) -> str:
-    model, runs = rec["model"], _runs(rec)
+    model, runs = rec["model"], runs_of(rec)
     g = rec["graph"]
     gt, gm = g["totals"], g["meta"]
     L = [f"# neurosim report: {model}", ""]
     L += [f"- **Model**: {model} ({gm.get('family') or '?'}): {gt['nodes']} graph nodes, "
           f"{gt['neurons']:,} neurons, {gt['weights']:,} weights ({gm.get('weight_bits')}-bit), "
           f"T = {gt['T']}, RepConv {gm.get('repconv')}, SSC {'on' if gm.get('ssc') else 'off'}",
-          f"- **Workload**: {rec['workload']}, n = {rec['n']} inputs"
-          + ("" if len({r["n"] for r in runs}) <= 1 else
-             " (" + ", ".join(f"{r['label']}: first {r['n']}" for r in runs if r["n"] != rec["n"])
-             + ")"),
+          f"- **Workload**: {rec['workload']}, n = {rec['n']} inputs, the same in every run",
           f"- **Chips**: {', '.join(rec['chips'])}",
           f"- **Runs**: {', '.join(r['label'] for r in runs)}", ""]
     # results
@@ -371,6 +311,8 @@ def render_markdown(rec: dict, plots: list[Path], out: Path) -> str:
                      "energy / inference": fmt_energy(r["energy_per_inference_j"]),
                      "dynamic": fmt_energy(r["dynamic_per_inference_j"]),
                      "static": fmt_energy(r["static_per_inference_j"]),
+                     "gating": r.get("power_gating") or "-",
+                     "power": fmt_power(r.get("average_power_w")),
                      "latency / inference": fmt_time(r["latency_per_inference_s"]),
                      "spikes / inf": round(r["spikes_per_inference"]),
                      "ACs / inf": round(r["ac_per_inference"]),
@@ -379,9 +321,13 @@ def render_markdown(rec: dict, plots: list[Path], out: Path) -> str:
     L += [_md_table(rows), "",
           f"Agreement = fraction of inputs whose prediction equals the exact one "
           f"(reference: {rec['comparison']['reference_source']}). Energy = the chip's energy "
-          "table x the counted actions; static = the table's static power x latency.", ""]
+          "table x the counted actions; static = the chip's static power model (per-core "
+          "leakage and uncore, under the power-gating policy in *gating*) over the latency; "
+          "power = energy / latency.", ""]
     # energy by category
-    L += ["## Energy per inference by category", ""]
+    L += _static_section(rec)
+    L += ["## Energy per inference by category", "",
+          f"Per inference, n = {rec['n']} inputs in every run.", ""]
     crow = []
     for c in ENERGY_CATEGORIES:
         row = {"category": CATEGORY_LABELS[c]}
@@ -389,7 +335,7 @@ def render_markdown(rec: dict, plots: list[Path], out: Path) -> str:
             e = r["energy"]["per_inference"]
             tot = e["total_j"]
             v = e["by_category_j"][c]
-            row[r["label"]] = f"{fmt_energy(v)} ({_pct(v / tot) if tot else '-'})"
+            row[r["label"]] = f"{fmt_energy(v)} ({_share(v, tot)})"
         crow.append(row)
     crow.append({"category": "**total**",
                  **{r["label"]: f"**{fmt_energy(r['energy']['per_inference']['total_j'])}**"
@@ -399,19 +345,19 @@ def render_markdown(rec: dict, plots: list[Path], out: Path) -> str:
           ""]
     # top consumers
     L += ["## Top-10 energy consumers (dynamic energy per inference)", ""]
-    types = _types(rec)
+    types = node_types(rec)
     for r in runs:
         e = r["energy"]
         by = e["per_inference"]["by_node_j"]
         top = sorted(by.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
         tot = e["per_inference"]["total_j"]
-        lo = _layer_of(rec, r["chip"])
+        lo = layer_of_nodes(rec, r["chip"])
         rows = []
         for node, v in top:
             cats = e["by_node_category_j"][node]
-            main = max(cats.items(), key=lambda kv: (kv[1], kv[0]))[0] if cats else ""
+            main = max(cats.items(), key=lambda kv: (kv[1], kv[0]))[0] if cats and v > 0 else ""
             rows.append({"node": node, "layer": lo.get(node, ""), "type": types.get(node, ""),
-                         "energy / inf": fmt_energy(v), "share of total": _pct(v / tot),
+                         "energy / inf": fmt_energy(v), "share of total": _share(v, tot),
                          "largest part": CATEGORY_LABELS.get(main, main)})
         L += [f"**{r['label']}**", "", _md_table(rows), ""]
     # paper mode
@@ -423,7 +369,7 @@ def render_markdown(rec: dict, plots: list[Path], out: Path) -> str:
               f"**{fmt_energy(p['energy_per_inference_j'])} per inference** "
               f"({p['sops_per_inference']:,.0f} SOPs + {p['macs_per_inference']:,.0f} MACs).", ""]
         L += [f"- {note}" for note in p["notes"]] + [""]
-        prim = _primary(rec)
+        prim = primary_run(rec)
         pe = rec["paper_vs_event"].get(prim["label"]) if prim else None
         if pe:
             en = pe["energy"]
@@ -468,8 +414,11 @@ def render_markdown(rec: dict, plots: list[Path], out: Path) -> str:
         L += [f"- {line}" for line in summarise_violations(m)] + [""]
     # comparison
     L += ["## Sync vs async", ""]
+    L += _ratio_section(rec)
     rows = [{"run": f"{r['chip']}/{r['mode']}", "n": r["n"],
              "energy / inf": fmt_energy(r["energy_per_inference_j"]),
+             "dynamic": fmt_energy(r["dynamic_per_inference_j"]),
+             "static": fmt_energy(r["static_per_inference_j"]),
              "latency / inf": fmt_time(r["latency_per_inference_s"]),
              "accuracy": "-" if r["accuracy"] is None else f"{r['accuracy']:.3f}",
              "agreement": f"{r['agreement']:.3f}",
@@ -503,14 +452,19 @@ def render_markdown(rec: dict, plots: list[Path], out: Path) -> str:
 
 
 def render_report(run_dir) -> Path:
-    """(Re-)write report.md, the CSVs and the plots of ``run_dir`` from its result.json."""
+    """(Re-)write report.md, report.html (self-contained), the CSVs and the plots of
+    ``run_dir`` from its result.json."""
+    from neurosim.report.html import write_html
     out = Path(run_dir)
     rec = load_record(out)
     write_csvs(rec, out)
     plots = render_plots(rec, out)
-    (out / "report.md").write_text(render_markdown(rec, plots, out))
+    md = render_markdown(rec, plots, out)
+    (out / "report.md").write_text(md)
+    write_html(out, md)
     return out / "report.md"
 
 
-__all__ = ["write_report", "render_report", "build_record", "load_record",
+__all__ = ["write_report", "render_report", "build_record", "build_timing", "load_record",
+           "RecordError", "TIMING",
            "summarise_violations", "firing_rates", "layer_energy", "FORMAT"]

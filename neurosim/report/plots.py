@@ -15,6 +15,9 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
 from neurosim.costing.energy import CATEGORY_LABELS, ENERGY_CATEGORIES  # noqa: E402
+from neurosim.ir.units import fmt_energy, fmt_time  # noqa: E402
+from neurosim.report.timeline_data import (PIXELS, busy_fraction, core_ticks,  # noqa: E402
+                                           mostly_subpixel)
 
 DPI = 120
 STYLE = {"svg.hashsalt": "neurosim", "font.size": 9, "axes.titlesize": 10,
@@ -47,6 +50,19 @@ def _save(fig, path, extra=()) -> Path:
     return path
 
 
+def _log_axis(ax, axis: str, values) -> bool:
+    """A log scale on ``axis`` ("x" or "y") when some value is positive; otherwise (a zero
+    energy table, an empty run) a linear axis that says so, since a log axis holding no
+    positive value cannot be drawn. Returns whether the axis is logarithmic."""
+    if any(v is not None and np.isfinite(v) and v > 0 for v in np.ravel(values)):
+        getattr(ax, f"set_{axis}scale")("log")
+        return True
+    getattr(ax, f"set_{axis}lim")(0.0, 1.0)
+    ax.text(0.5, 0.6, "all values are zero", transform=ax.transAxes, ha="center",
+            va="center", fontsize=9, color="#555555")
+    return False
+
+
 def _style():
     return plt.rc_context(STYLE)
 
@@ -75,14 +91,19 @@ def energy_by_layer(layers: list[tuple[str, dict]], path, *, title: str,
             left += vals
         ax.set_yticks(y, [_short(name) for name, _ in layers])
         ax.invert_yaxis()
-        ax.set_ylim(n - 0.5, -0.5)
+        ax.set_ylim(max(n, 1) - 0.5, -0.5)
         ax.set_xlabel(f"dynamic energy per inference ({unit})")
         ax.set_ylabel("layer (network order)")
         sub = "" if not static_j else f"\nstatic energy, not attributable to layers: " \
-                                      f"{static_j / scale:.3g} {unit} per inference"
+                                      f"{fmt_energy(static_j)} per inference"
         ax.set_title(title + sub)
         ax.grid(axis="x", alpha=0.3)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="category", frameon=False)
+        if cats:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="category",
+                      frameon=False)
+        else:                            # a zero energy table: nothing to stack
+            ax.text(0.5, 0.6, "no dynamic energy", transform=ax.transAxes, ha="center",
+                    va="center", fontsize=9, color="#555555")
         return _save(fig, path)
 
 
@@ -104,8 +125,8 @@ def energy_by_category(runs: list[tuple[str, dict]], path, *, title: str) -> Pat
                     label=label)
         ax.set_yticks(np.arange(len(cats)), [CATEGORY_LABELS[c] for c in cats])
         ax.invert_yaxis()
-        ax.set_xscale("log")
-        ax.set_xlabel(f"energy per inference ({unit}, log scale)")
+        log = _log_axis(ax, "x", vals_all)
+        ax.set_xlabel(f"energy per inference ({unit}{', log scale' if log else ''})")
         ax.set_title(title)
         ax.grid(axis="x", alpha=0.3, which="both")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="run", frameon=False)
@@ -132,13 +153,16 @@ def firing_rates(rates: list[tuple[str, float]], path, *, title: str,
 
 
 def sync_timeline(tick_s: list[float], core_busy: dict, spikes: list[tuple[str, list]], path,
-                  *, title: str, ticks_per_step: int = 1) -> Path:
+                  *, title: str, ticks_per_step: int = 1,
+                  core_labels: dict[int, list[str]] | None = None) -> Path:
     """Two panels for a synchronous run (first input): busy cycles of every used core per tick
-    (heatmap), and spikes per time step of every population (mean over the inputs)."""
+    (heatmap; rows labelled by the layers mapped to them, ``core_labels``: core -> layers), and
+    spikes per time step of every population (mean over the inputs)."""
     cores = sorted(core_busy, key=int)
     busy = np.array([core_busy[c] for c in cores], dtype=float)
     sp = np.array([s for _, s in spikes], dtype=float) if spikes else np.zeros((0, 1))
-    hb = max(2.2, 0.05 * len(cores) + 1.5)
+    pos, text = core_ticks([int(c) for c in cores], core_labels)
+    hb = max(2.2, 0.05 * len(cores) + 1.5, 0.16 * len(pos) + 1.2)
     hs = max(2.2, 0.16 * len(spikes) + 1.2)
     with _style():
         fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, hb + hs), height_ratios=[hb, hs],
@@ -152,10 +176,9 @@ def sync_timeline(tick_s: list[float], core_busy: dict, spikes: list[tuple[str, 
         a1.set_xlabel(f"tick ({len(tick_s)} ticks lasting {sum(tick_s) / ts:.3g} {tu} in all"
                       + (f"; {ticks_per_step} ticks per time step" if ticks_per_step > 1 else "")
                       + ")")
-        a1.set_ylabel(f"core ({len(cores)} used)")
-        step = max(1, len(cores) // 12)
-        ticks = range(0, len(cores), step)
-        a1.set_yticks(ticks, [str(cores[i]) for i in ticks])
+        a1.set_ylabel(f"core ({len(cores)} used)"
+                      + (", labelled by the layers mapped to it" if core_labels else ""))
+        a1.set_yticks(pos, text)
         a1.set_title(title)
         fig.colorbar(im, ax=a1, label="busy cycles per tick (log)")
         if len(spikes) and sp.shape[1] > 1:
@@ -178,37 +201,57 @@ def sync_timeline(tick_s: list[float], core_busy: dict, spikes: list[tuple[str, 
         return _save(fig, path)
 
 
-def async_timeline(items: list, path, *, title: str) -> Path:
-    """Work items per core over time (first input): one row per core, one bar per batch served,
-    coloured by kind."""
+def async_timeline(items: list, path, *, title: str,
+                   core_labels: dict[int, list[str]] | None = None) -> Path:
+    """Work items per core over time (first input): one row per core (labelled by the layers
+    mapped to it, ``core_labels``: core -> layers), one bar per batch served, coloured by kind.
+    When most items are shorter than a pixel (long event streams), the row shows instead the
+    fraction of each time bin the core was busy (``timeline_data.busy_fraction``), so short
+    work stays visible rather than vanishing between pixels."""
     cores = sorted({int(it[0]) for it in items})
-    kinds = sorted({str(it[4]) for it in items})
-    cmap = plt.get_cmap("tab10")
-    color = {k: cmap(i % 10) for i, k in enumerate(kinds)}
     end = max((float(it[2]) for it in items), default=0.0)
     scale, unit = _unit([end], _S)
-    row = {c: i for i, c in enumerate(cores)}
+    pos, text = core_ticks(cores, core_labels)
     with _style():
         fig, ax = plt.subplots(figsize=(9, max(2.5, 0.2 * len(cores) + 1.4)))
-        for k in kinds:
-            segs = {}
-            for c, s, e, _, kk in items:
-                if str(kk) == k:
-                    segs.setdefault(int(c), []).append((float(s) / scale,
-                                                        max((float(e) - float(s)) / scale, 0.0)))
-            for c, bars in segs.items():
-                ax.broken_barh(bars, (row[c] - 0.4, 0.8), facecolors=color[k],
-                               label=k if c == min(segs) else None)
-        ax.set_yticks(range(len(cores)), [str(c) for c in cores])
+        if mostly_subpixel(items, end):
+            grid = np.ma.masked_less_equal(busy_fraction(items, cores, end, PIXELS), 0)
+            im = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap="viridis",
+                           norm=LogNorm(vmin=max(float(grid.min()), 1e-4), vmax=max(
+                               float(grid.max()), 1.0)),
+                           extent=(0, end / scale, len(cores) - 0.5, -0.5))
+            fig.colorbar(im, ax=ax, pad=0.02, label="fraction of the bin the core is busy (log)")
+            ax.set_facecolor("#f4f4f4")
+            title += (f"\n{len(items):,} work items, most shorter than a pixel: busy fraction "
+                      f"per {fmt_time(end / PIXELS)} bin")
+        else:
+            _work_bars(ax, items, cores, scale)
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="work item",
+                      frameon=False)
+        ax.set_yticks(pos, text)
         ax.set_ylim(len(cores) - 0.5, -0.5)
         ax.set_xlim(0, end / scale * 1.01 if end else 1)
         ax.set_xlabel(f"time since the input's first event ({unit})")
-        ax.set_ylabel("core")
+        ax.set_ylabel("core" + (", labelled by the layers mapped to it" if core_labels else ""))
         ax.set_title(title)
         ax.grid(axis="x", alpha=0.3)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="work item",
-                  frameon=False)
         return _save(fig, path)
+
+
+def _work_bars(ax, items: list, cores: list[int], scale: float) -> None:
+    """One bar per work item, coloured by kind (the readable case of ``async_timeline``)."""
+    kinds = sorted({str(it[4]) for it in items})
+    cmap = plt.get_cmap("tab10")
+    row = {c: i for i, c in enumerate(cores)}
+    for i, k in enumerate(kinds):
+        segs: dict = {}
+        for c, s, e, _, kk in items:
+            if str(kk) == k:
+                segs.setdefault(int(c), []).append((float(s) / scale,
+                                                    max((float(e) - float(s)) / scale, 0.0)))
+        for c, bars in segs.items():
+            ax.broken_barh(bars, (row[c] - 0.4, 0.8), facecolors=cmap(i % 10),
+                           label=k if c == min(segs) else None)
 
 
 def _binned_max(trace: list, edges: np.ndarray) -> np.ndarray:
@@ -262,9 +305,9 @@ def _label_bars(ax, x, heights, texts) -> None:
 
 
 def run_comparison(rows: list[dict], path, *, title: str) -> Path:
-    """Energy (dynamic and static, log scale), latency and accuracy per inference of every run,
-    side by side."""
-    from neurosim.ir.units import fmt_energy, fmt_time
+    """Energy (dynamic and static, log scale; total and average power written above), latency
+    and accuracy per inference of every run, side by side."""
+    from neurosim.ir.units import fmt_energy, fmt_power, fmt_time
     ns = {r.get("n") for r in rows}
     labels = [f"{r['chip']}\n{r['mode']}" + (f"\n(n={r['n']})" if len(ns) > 1 else "")
               for r in rows]
@@ -285,14 +328,16 @@ def run_comparison(rows: list[dict], path, *, title: str) -> Path:
                    label="dynamic")
         axs[0].bar(x + w / 2, np.where(sta > 0, sta / es, np.nan), width=w, color="#9edae5",
                    label="static")
-        axs[0].set_yscale("log")
+        log = _log_axis(axs[0], "y", np.concatenate([dyn, sta]))
         top = np.maximum(dyn, sta) / es
-        for xi, t, tot in zip(x, top, e):
-            axs[0].annotate(f"total {fmt_energy(tot)}", (xi, t), xytext=(0, 3),
-                            textcoords="offset points", ha="center", va="bottom", fontsize=7.5)
+        for xi, t, tot, r in zip(x, top, e, rows):
+            pw = r.get("average_power_w")
+            axs[0].annotate(f"total {fmt_energy(tot)}" + (f"\n{fmt_power(pw)}" if pw else ""),
+                            (xi, t), xytext=(0, 3), textcoords="offset points", ha="center",
+                            va="bottom", fontsize=7.5)
         lo, hi = axs[0].get_ylim()
-        axs[0].set_ylim(lo, hi * 3)
-        axs[0].set_ylabel(f"energy per inference ({eu}, log scale)")
+        axs[0].set_ylim(lo, hi * 8 if log else hi * 1.2)
+        axs[0].set_ylabel(f"energy per inference ({eu}{', log scale' if log else ''})")
         axs[0].set_title("energy")
         axs[0].legend(loc="upper left", bbox_to_anchor=(0.0, -0.22), ncol=2, frameon=False)
         axs[1].bar(x, np.array(lat) / ls, color="#ff7f0e")
@@ -339,39 +384,53 @@ def paper_vs_event(rows: list[dict], path, *, title: str) -> Path:
 
 
 def energy_vs_accuracy(points: list[dict], path, *, title: str) -> Path:
-    """Scatter: energy per inference (log) vs accuracy; one point per (model, run).
-    ``points``: dicts with model, run, energy_j, accuracy."""
+    """Two scatter panels sharing the accuracy axis: energy per inference (log), total on the
+    left, dynamic alone on the right (static excluded), one point per (model, run).
+    ``points``: dicts with model, run, energy_j, dynamic_j (optional: total only), accuracy."""
     models = sorted({p["model"] for p in points})
     runs = sorted({p["run"] for p in points})
     markers = dict(zip(runs, "osD^vP*X"))
     cmap = plt.get_cmap("tab10")
-    scale, unit = _unit([p["energy_j"] for p in points], _E)
+    panels = [("energy_j", "total energy per inference (dynamic + static,\neach chip's "
+                           "default power gating)")]
+    if all(p.get("dynamic_j") is not None for p in points):
+        panels.append(("dynamic_j", "dynamic energy per inference\n(static excluded)"))
+    vals = [p[k] for p in points for k, _ in panels if p[k] > 0]
+    scale, unit = _unit(vals, _E)
     with _style():
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        for i, m in enumerate(models):
-            for p in points:
-                if p["model"] == m:
-                    ax.scatter(p["energy_j"] / scale, p["accuracy"], color=cmap(i % 10),
-                               marker=markers[p["run"]], s=55, edgecolor="k", linewidth=0.5)
-        ax.set_xscale("log")
-        ax.set_xlabel(f"energy per inference ({unit}, log scale)")
-        ax.set_ylabel("accuracy")
+        fig, axs = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 2.2, 4.8),
+                                sharey=True, squeeze=False)
+        fig.subplots_adjust(top=0.84, wspace=0.06)
+        for ax, (key, label) in zip(axs[0], panels):
+            for i, m in enumerate(models):
+                for p in points:
+                    if p["model"] == m and p[key] > 0:
+                        ax.scatter(p[key] / scale, p["accuracy"], color=cmap(i % 10),
+                                   marker=markers[p["run"]], s=55, edgecolor="k",
+                                   linewidth=0.5)
+            ax.set_xscale("log")
+            ax.set_xlabel(f"{unit}, log scale")
+            ax.set_title(label)
+            ax.grid(alpha=0.3, which="both")
+        lo, hi = min(vals) / scale, max(vals) / scale
+        for ax in axs[0]:
+            ax.set_xlim(lo / 2, hi * 2)                # the same x range: panels compare
         accs = [p["accuracy"] for p in points]
-        lo = min(accs, default=0.0)
-        ax.set_ylim(max(0.0, lo - 0.1), 1.02)
-        ax.grid(alpha=0.3, which="both")
-        ax.set_title(title)
+        axs[0][0].set_ylim(max(0.0, min(accs, default=0.0) - 0.1), 1.02)
+        axs[0][0].set_ylabel("accuracy")
+        sup = fig.suptitle(title, y=0.97)
         from matplotlib.lines import Line2D
         h1 = [Line2D([], [], color=cmap(i % 10), marker="o", linestyle="", label=m)
               for i, m in enumerate(models)]
         h2 = [Line2D([], [], color="0.4", marker=markers[r], linestyle="", label=r)
               for r in runs]
-        leg = ax.legend(handles=h1, title="model", loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                        frameon=False)
-        ax.add_artist(leg)
-        leg2 = ax.legend(handles=h2, title="chip / mode", loc="upper left",
-                         bbox_to_anchor=(1.01, 0.45), frameon=False)
-        return _save(fig, path, extra=(leg, leg2))
+        last = axs[0][-1]
+        leg = last.legend(handles=h1, title="model", loc="upper left",
+                          bbox_to_anchor=(1.02, 1.0), frameon=False)
+        last.add_artist(leg)
+        leg2 = last.legend(handles=h2, title="chip / mode", loc="upper left",
+                           bbox_to_anchor=(1.02, 0.45), frameon=False)
+        return _save(fig, path, extra=(leg, leg2, sup))
 
 
 __all__ = ["energy_by_layer", "energy_by_category", "firing_rates", "sync_timeline",

@@ -1,10 +1,13 @@
 """``neurosim.run.compare``: the same inputs on several chips (and execution modes), side by side.
 
 Synchronous chips run in sync mode; asynchronous chips run event-driven in both ``windowed``
-(exact) and ``free`` (greedy) modes. Every run gets its energy breakdown (the chip's energy
-table) and is compared with the exact predictions: those of a sync or windowed run (bit-exact
-with the reference interpreter by DESIGN invariant 1), or the reference interpreter's when every
-run is free-running.
+(exact) and ``free`` (greedy) modes. Every run uses the *same* inputs (accuracy, agreement and
+energy per inference all come from the same n), gets its energy breakdown (the chip's energy
+table and static power model) and is compared with the exact predictions: those of a sync or
+windowed run (bit-exact with the reference interpreter by DESIGN invariant 1), or the reference
+interpreter's when every run is free-running. ``Comparison.ratios`` gives the sync/async energy
+ratio of every (sync run, async run) pair, its dynamic and static parts, and the ratio with both
+chips under each power-gating policy (the sensitivity of the answer to the static assumption).
 """
 from __future__ import annotations
 
@@ -12,13 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chips.spec import load_chip
-from neurosim.ir import graph as G
-from neurosim.costing.energy import attach_energy
-from neurosim.ir.result import check_labels
-from neurosim.ir.units import fmt_energy, fmt_time
 from chips.mapping import map_graph
-from neurosim.run.simulate import simulate
+from chips.spec import load_chip
+from neurosim.costing.energy import attach_energy
+from neurosim.costing.static import POLICIES
+from neurosim.ir import graph as G
+from neurosim.ir.result import check_labels
+from neurosim.ir.units import fmt_energy, fmt_power, fmt_time
+from neurosim.run.simulate import run_engine
 
 RUN_MODES = ("sync", "async-windowed", "async-free")
 EXACT_MODES = ("sync", "async-windowed")
@@ -28,10 +32,24 @@ def run_label(result) -> str:
     return f"{result.chip}/{result.mode}"
 
 
-@dataclass
+def _same_n(results) -> int:
+    ns = {r.n for r in results}
+    if len(ns) != 1:
+        have = ", ".join(f"{run_label(r)}: {r.n}" for r in results)
+        raise ValueError(f"runs cover different numbers of inputs ({have}); sync and async "
+                         "runs are compared on the same inputs only")
+    return ns.pop()
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b > 0 else None
+
+
+@dataclass(repr=False)
 class Comparison:
-    """Runs of one graph on several chips. ``results``: RunResults in run order; ``mappings``:
-    chip name -> Mapping; ``reference``: exact predictions [B] and logits [B, K]."""
+    """Runs of one graph on several chips, all on the same ``n`` inputs. ``results``:
+    RunResults in run order; ``mappings``: chip name -> Mapping; ``reference``: exact
+    predictions [n] and logits [n, K]."""
 
     graph: G.Graph
     results: list
@@ -42,27 +60,30 @@ class Comparison:
     labels: np.ndarray | None = None
     chips: list = field(default_factory=list)
 
+    def __post_init__(self):
+        self.n = _same_n(self.results) if self.results else 0
+
     @classmethod
     def from_results(cls, graph: G.Graph, results: list, mappings: dict | None = None
                      ) -> "Comparison":
-        """A Comparison of runs made elsewhere (same graph and inputs). Missing mappings are
-        rebuilt (deterministic, so equal to the engines' default mapping)."""
+        """A Comparison of runs made elsewhere (same graph and the same inputs). Missing
+        mappings are rebuilt (deterministic, so equal to the engines' default mapping)."""
         results = list(results)
         if not results:
             raise ValueError("no runs to compare")
+        _same_n(results)
         mappings = dict(mappings or {})
         for r in results:
             if r.chip not in mappings:
                 mappings[r.chip] = map_graph(graph, r.chip, strict=False)
         ref, source = _reference(results)
         if ref is None:
-            raise ValueError("no exact run (sync or async-windowed) covering every input among "
-                             "the runs to serve as the reference; use neurosim.run.compare, which "
-                             "runs the interpreter")
-        labels = results[0].labels
+            raise ValueError("no exact run (sync or async-windowed) among the runs to serve as "
+                             "the reference; use neurosim.run.compare, which runs the "
+                             "interpreter")
         return cls(graph=graph, results=results, mappings=mappings,
                    reference_predictions=ref.argmax(axis=1), reference_logits=np.asarray(ref),
-                   reference_source=source, labels=labels,
+                   reference_source=source, labels=results[0].labels,
                    chips=list(dict.fromkeys(r.chip for r in results)))
 
     def result(self, chip: str, mode: str):
@@ -73,19 +94,28 @@ class Comparison:
         raise KeyError(f"no run {chip}/{mode}; runs: {have}")
 
     def table(self) -> list[dict]:
-        """One row per run: accuracy, agreement with the exact predictions, per-inference
-        energy (J), latency (s), spikes, ACs, NoC hops, stalls and drops."""
+        """One row per run, all on the same n inputs: accuracy, agreement with the exact
+        predictions, per-inference energy (J; dynamic and static, and static under every
+        power-gating policy), average power (W), latency (s), spikes, ACs, NoC hops, stalls and
+        drops."""
         rows = []
         for r in self.results:
-            per = r.per_inference()
+            per, e = r.per_inference(), r.energy
+            pe, st = e["per_inference"], e["static"]
+            by_pol = st.get("by_policy_per_inference_j") or {}
             rows.append({
                 "chip": r.chip, "mode": r.mode, "n": r.n,
                 "accuracy": r.accuracy,
-                "agreement": float((r.predictions == self.reference_predictions[:r.n]).mean()),
-                "max_logit_diff": float(np.abs(r.logits - self.reference_logits[:r.n]).max()),
-                "energy_per_inference_j": r.energy["per_inference"]["total_j"],
-                "dynamic_per_inference_j": r.energy["per_inference"]["dynamic_j"],
-                "static_per_inference_j": r.energy["per_inference"]["static_j"],
+                "agreement": float((r.predictions == self.reference_predictions).mean()),
+                "max_logit_diff": float(np.abs(r.logits - self.reference_logits).max()),
+                "energy_per_inference_j": pe["total_j"],
+                "dynamic_per_inference_j": pe["dynamic_j"],
+                "static_per_inference_j": pe["static_j"],
+                "power_gating": st.get("policy"),
+                **{f"static_{p}_per_inference_j": by_pol.get(p) for p in POLICIES},
+                "average_power_w": e["power_w"]["total"],
+                "dynamic_power_w": e["power_w"]["dynamic"],
+                "static_power_w": e["power_w"]["static"],
                 "latency_per_inference_s": float(np.mean(r.latency_s)),
                 "spikes_per_inference": per["spikes"], "ac_per_inference": per["ac"],
                 "noc_hops_per_inference": per["noc_hops"] + per["graded_hops"],
@@ -93,13 +123,46 @@ class Comparison:
             })
         return rows
 
+    def ratios(self) -> list[dict]:
+        """For every (sync run, async run) pair: the sync/async energy ratio per inference,
+        its dynamic and static parts, and the ratio with both chips under each power-gating
+        policy (None where a policy cannot be computed). Both runs cover the same inputs."""
+        rows = {(r["chip"], r["mode"]): r for r in self.table()}
+        out = []
+        for s in (r for r in rows.values() if r["mode"] == "sync"):
+            for a in (r for r in rows.values() if r["mode"].startswith("async")):
+                by_pol = {}
+                for p in POLICIES:
+                    ss, sa = s[f"static_{p}_per_inference_j"], a[f"static_{p}_per_inference_j"]
+                    by_pol[p] = None if ss is None or sa is None else _ratio(
+                        s["dynamic_per_inference_j"] + ss, a["dynamic_per_inference_j"] + sa)
+                out.append({
+                    "sync": f"{s['chip']}/{s['mode']}", "async": f"{a['chip']}/{a['mode']}",
+                    "n": s["n"], "sync_policy": s["power_gating"],
+                    "async_policy": a["power_gating"],
+                    "sync_dynamic_j": s["dynamic_per_inference_j"],
+                    "sync_static_j": s["static_per_inference_j"],
+                    "async_dynamic_j": a["dynamic_per_inference_j"],
+                    "async_static_j": a["static_per_inference_j"],
+                    "ratio": _ratio(s["energy_per_inference_j"], a["energy_per_inference_j"]),
+                    "dynamic_ratio": _ratio(s["dynamic_per_inference_j"],
+                                            a["dynamic_per_inference_j"]),
+                    "static_ratio": _ratio(s["static_per_inference_j"],
+                                           a["static_per_inference_j"]),
+                    "ratio_by_policy": by_pol})
+        return out
+
     def format(self) -> str:
         """The table with pretty units, for a terminal."""
         from neurosim.ir.units import format_table
-        rows = [{"chip": r["chip"], "mode": r["mode"],
+        rows = [{"chip": r["chip"], "mode": r["mode"], "n": r["n"],
                  "accuracy": "-" if r["accuracy"] is None else f"{r['accuracy']:.3f}",
                  "agree": f"{r['agreement']:.3f}",
                  "energy/inf": fmt_energy(r["energy_per_inference_j"]),
+                 "dynamic": fmt_energy(r["dynamic_per_inference_j"]),
+                 "static": fmt_energy(r["static_per_inference_j"]),
+                 "gating": r["power_gating"] or "-",
+                 "power": fmt_power(r["average_power_w"]),
                  "latency/inf": fmt_time(r["latency_per_inference_s"]),
                  "spikes/inf": round(r["spikes_per_inference"]),
                  "ACs/inf": round(r["ac_per_inference"]),
@@ -107,23 +170,54 @@ class Comparison:
                  "stalls": r["stalls"], "drops": r["drops"]} for r in self.table()]
         return format_table(rows)
 
+    def format_ratios(self) -> list[str]:
+        """One line per (sync, async) pair: the ratio, its parts and the policy sensitivity."""
+        return [ratio_line(r) for r in self.ratios()]
+
+    def __str__(self) -> str:
+        """The runs side by side and the sync/async ratios (full data: ``to_dict()``)."""
+        head = (f"{self.graph.meta.get('model') or 'graph'} on {', '.join(self.chips)}: "
+                f"{self.n} inputs, the same in every run (exact reference: "
+                f"{self.reference_source})")
+        ratios = self.format_ratios()
+        return "\n".join([head, "", self.format()]
+                         + (["", "sync/async energy per inference:"] if ratios else [])
+                         + [f"  {ln}" for ln in ratios])
+
+    def __repr__(self) -> str:
+        runs = ", ".join(run_label(r) for r in self.results)
+        return f"<Comparison of {len(self.results)} runs on {self.n} inputs: {runs}>"
+
     def to_dict(self) -> dict:
-        return {"chips": list(self.chips), "rows": self.table(),
-                "reference_source": self.reference_source,
+        return {"chips": list(self.chips), "n": self.n, "rows": self.table(),
+                "ratios": self.ratios(), "reference_source": self.reference_source,
                 "reference_predictions": self.reference_predictions.tolist(),
                 "runs": [r.to_dict() for r in self.results],
                 "mappings": {c: m.to_dict() for c, m in self.mappings.items()}}
 
 
+def _x(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3g}x"
+
+
+def ratio_line(r: dict) -> str:
+    """``Comparison.ratios`` row -> one readable line (n, parts, policy sensitivity)."""
+    pol = ", ".join(f"{p} {_x(v)}" for p, v in r["ratio_by_policy"].items())
+    return (f"{r['sync']} / {r['async']} (same {r['n']} inputs): energy {_x(r['ratio'])} = "
+            f"{fmt_energy(r['sync_dynamic_j'] + r['sync_static_j'])} (dynamic "
+            f"{fmt_energy(r['sync_dynamic_j'])} + static {fmt_energy(r['sync_static_j'])}, "
+            f"gating {r['sync_policy']}) / {fmt_energy(r['async_dynamic_j'] + r['async_static_j'])}"
+            f" (dynamic {fmt_energy(r['async_dynamic_j'])} + static "
+            f"{fmt_energy(r['async_static_j'])}, gating {r['async_policy']}); dynamic alone "
+            f"{_x(r['dynamic_ratio'])}; both chips gated {pol}")
+
+
 def _reference(results) -> tuple[np.ndarray | None, str]:
-    """Logits of the first exact run covering the most inputs, if it covers every run's."""
+    """Logits of the first exact run (every run covers the same inputs)."""
     exact = [r for r in results if r.mode in EXACT_MODES]
     if not exact:
         return None, ""
-    best = max(exact, key=lambda r: r.n)             # first among equals
-    if best.n < max(r.n for r in results):
-        return None, ""
-    return best.logits, run_label(best)
+    return exact[0].logits, run_label(exact[0])
 
 
 def _modes_for(chip, modes) -> list[tuple[str, str | None]]:
@@ -137,56 +231,49 @@ def _modes_for(chip, modes) -> list[tuple[str, str | None]]:
 
 
 def compare(graph: G.Graph, chips, inputs, labels=None, *, modes=None, strict: bool = True,
-            limits: dict | None = None, progress=None, on_chunk=None, chunk: int = 10,
-            **engine_kw) -> Comparison:
+            power_gating: str | None = None, progress=None, on_chunk=None, chunk: int = 10,
+            mappings: dict | None = None, **engine_kw) -> Comparison:
     """Simulate ``inputs`` on every chip of ``chips`` (names, TOML paths or ChipSpecs; a
-    comma-separated string works too). ``modes`` restricts the runs to some of "sync",
-    "async-windowed", "async-free". ``strict``: a graph that does not fit a chip raises
-    ``MappingError`` naming every violation (False: run the best-effort mapping anyway).
-    ``limits`` maps a mode ("async-free", ...) to the number of inputs its runs use (the first
-    ones; agreement is then measured on those). ``progress(label, n)`` is called before each
-    run of n inputs and ``on_chunk(k)`` after every ``chunk`` inputs of it (progress bars).
-    Extra keywords go to the engines."""
+    comma-separated string works too); every run uses all the inputs. ``modes`` restricts the
+    runs to some of "sync", "async-windowed", "async-free". ``strict``: a graph that does not
+    fit a chip raises ``MappingError`` naming every violation (False: run the best-effort
+    mapping anyway). ``power_gating`` prices every run's static power under that policy (default:
+    each chip's own). ``progress(label, n)`` is called before each run of n inputs and
+    ``on_chunk(k)`` after every ``chunk`` inputs of it (progress bars). ``mappings``: chip name
+    -> a Mapping of ``graph`` made elsewhere (e.g. the set-up cache); missing ones are mapped
+    here. Extra keywords go to the engines (``batch_size``, ``path``, ...)."""
     if isinstance(chips, str):
         chips = [c.strip() for c in chips.split(",") if c.strip()]
     if not chips:
         raise ValueError("compare needs at least one chip")
+    if "limits" in engine_kw:
+        raise TypeError("compare() no longer takes 'limits': every run uses the same inputs "
+                        "(pass fewer inputs to compare fewer)")
     specs = [load_chip(c) for c in chips]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"chip listed twice: {names}")
-    plan = []
-    for spec in specs:
-        for mode, amode in _modes_for(spec, modes):
-            plan.append((spec, mode, amode))
+    plan = [(spec, mode, amode) for spec in specs for mode, amode in _modes_for(spec, modes)]
     if not plan:
         raise ValueError(f"modes {modes} select no run on chips {names} (sync chips run "
                          "'sync', async chips 'async-windowed' and 'async-free')")
-    limits = dict(limits or {})
-    bad = [m for m in limits if m not in RUN_MODES]
-    if bad:
-        raise ValueError(f"limits for unknown mode(s) {bad}; modes are {', '.join(RUN_MODES)}")
     x = np.asarray(inputs)
     op = graph.op(graph.input_node())
-    bdim = 1 if x.ndim == len(op.shape) + 2 else 0
-    B = x.shape[bdim]
-    y = check_labels(labels, B, graph.op(graph.output_node()).shape[0])
-    mappings = {s.name: map_graph(graph, s, strict=strict) for s in specs}
+    B = x.shape[1 if x.ndim == len(op.shape) + 2 else 0]
+    y = check_labels(labels, B, graph.op(graph.output_node()).size)    # K logits
+    given = dict(mappings or {})
+    mappings = {s.name: given.get(s.name) or map_graph(graph, s, strict=strict) for s in specs}
     results = []
     for spec, mode, amode in plan:
         label = mode if amode is None else f"{mode}-{amode}"
-        k = min(B, int(limits.get(label, B)))
-        if k < 1:
-            raise ValueError(f"limit for {label} must be >= 1 input, got {limits[label]}")
         if progress is not None:
-            progress(f"{spec.name}/{label}", k)
+            progress(f"{spec.name}/{label}", B)
         kw = dict(engine_kw)
         if mode == "async":
             kw["async_mode"] = amode
-        xk = x[:, :k] if bdim else x[:k]
-        r = simulate_batched(graph, spec, xk, mode, labels=None if y is None else y[:k],
-                             mapping=mappings[spec.name], chunk=chunk, on_chunk=on_chunk, **kw)
-        attach_energy(r, spec, mapping=mappings[spec.name])
+        r = simulate_batched(graph, spec, x, mode, labels=y, mapping=mappings[spec.name],
+                             chunk=chunk, on_chunk=on_chunk, **kw)
+        attach_energy(r, spec, power_gating=power_gating, mapping=mappings[spec.name])
         results.append(r)
     ref_logits, source = _reference(results)
     if ref_logits is None:
@@ -198,11 +285,9 @@ def compare(graph: G.Graph, chips, inputs, labels=None, *, modes=None, strict: b
                       labels=y, chips=names)
 
 
-
-
 # ----------------------------------------------------------------------------- batched runs
 _CONSTANT_STATS = {"fifo_depth", "ticks_per_inference", "clock_hz", "input_window_s",
-                   "overflow", "async_mode"}
+                   "overflow", "async_mode", "batch_size"}
 
 
 def _merge_stats(stats: list[dict]) -> dict:
@@ -255,27 +340,29 @@ def merge_results(parts: list):
 
 def simulate_batched(graph: G.Graph, chip, inputs, mode: str = "sync", *, labels=None,
                      chunk: int = 10, on_chunk=None, **kw):
-    """``neurosim.run.simulate`` over consecutive chunks of ``chunk`` inputs, merged into one
-    RunResult (``merge_results``); ``on_chunk(k)`` is called after each chunk of k inputs
-    (progress bars). Inputs are [B, ...] static or [T, B, ...] event frames."""
+    """``neurosim.run.simulate.run_engine`` over consecutive chunks of ``chunk`` inputs, merged
+    into one unpriced RunResult (``merge_results``; price it with
+    ``neurosim.costing.energy.attach_energy``); ``on_chunk(k)`` is called after each chunk of
+    k inputs (progress bars). Inputs are [B, ...] static or [T, B, ...] event frames."""
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     x = np.asarray(inputs)
     op = graph.op(graph.input_node())
     bdim = 1 if x.ndim == len(op.shape) + 2 else 0
     B = x.shape[bdim]
-    y = check_labels(labels, B, graph.op(graph.output_node()).shape[0])
+    y = check_labels(labels, B, graph.op(graph.output_node()).size)    # K logits
     if "mapping" not in kw or kw["mapping"] is None:
         kw["mapping"] = map_graph(graph, chip, strict=kw.pop("strict", None) is not False)
     parts = []
     for i in range(0, B, chunk):
         sl = slice(i, min(i + chunk, B))
         xb = x[:, sl] if bdim else x[sl]
-        parts.append(simulate(graph, chip, xb, mode, labels=None if y is None else y[sl], **kw))
+        parts.append(run_engine(graph, chip, xb, mode, labels=None if y is None else y[sl],
+                                **kw))
         if on_chunk is not None:
             on_chunk(sl.stop - sl.start)
     return merge_results(parts)
 
 
-__all__ = ["Comparison", "compare", "run_label", "RUN_MODES", "merge_results",
+__all__ = ["Comparison", "compare", "ratio_line", "run_label", "RUN_MODES", "merge_results",
            "simulate_batched"]

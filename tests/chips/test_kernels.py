@@ -348,3 +348,132 @@ def test_neuron_kernels_reject_bad_layout():
                      K.MODEL_LIF, 2.0, K.RESET_HARD, True, -8.0, 7.0)
     with pytest.raises(ValueError):
         K.sfa_burst(np.zeros(10), np.zeros(10, np.int32), np.ones(2), 3, 2, -8.0, 7.0)
+
+
+# ----------------------------------------------------------------------------- exact float plans
+@SETTINGS
+@given(seed=st.integers(0, 2 ** 16), mx=st.sampled_from([3, 300, 2 ** 12, 2 ** 15 - 1]),
+       ci=st.sampled_from([1, 8, 64]), k=st.sampled_from([1, 3]))
+def test_split_digits_conv_is_exact(seed, mx, ci, k):
+    """16-bit graded inputs: the float32 digit split (or float32 / float64 plan) equals the
+    float64 reference conv exactly, whatever the plan."""
+    import torch
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-128, 128, (4, ci, k, k)).astype(np.int8)
+    x = rng.integers(-mx - 1, mx + 1, (2, 5, 5, ci)).astype(np.float64)
+    plan = K.exact_plan(int(np.abs(w.astype(np.int64)).max()), mx + 1, ci * k * k)
+    ref = np.stack([_to_cl(interp.conv_int(np.moveaxis(a, -1, 0)[None], w, 1, k // 2, 1)[0])
+                    for a in x])
+    wts = {dt: torch.from_numpy(np.ascontiguousarray(w, dt)) for dt in (np.float32, np.float64)}
+    got = K.conv_exact_nhwc(x, wts.__getitem__, 1, k // 2, 1, plan)
+    np.testing.assert_array_equal(got.astype(np.float64), ref)
+    lin = K.matmul_exact(x.reshape(2, -1), lambda dt: np.ascontiguousarray(
+        np.resize(w.reshape(-1), (x[0].size, 3)), dt), K.exact_plan(128, mx + 1, x[0].size))
+    ref_lin = x.reshape(2, -1) @ np.resize(w.reshape(-1), (x[0].size, 3)).astype(np.float64)
+    np.testing.assert_array_equal(lin.astype(np.float64), ref_lin)
+
+
+def test_exact_plan_digits():
+    assert K.exact_plan(127, 1, 9) == ("float32", 1, 0)
+    kind, p, s = K.exact_plan(127, 2 ** 15, 8)            # pw conv of a 16-bit graded input
+    assert kind == "split" and p == 2
+    lim = (2 ** 24 - 1) // (127 * 8)
+    assert 2 ** s - 1 <= lim and (2 ** 15 >> s) + 1 <= lim
+    assert K.exact_plan(127, 2 ** 15, 3456)[0:2] == ("split", 3)     # 3x3 x 384 channels
+    assert K.exact_plan(2 ** 15, 2 ** 15, 4096)[0] == "float64"   # no digit fits float32
+    with pytest.raises(OverflowError):
+        K.exact_plan(2 ** 31, 2 ** 31, 2 ** 10)
+    q = np.array([-32768.0, -1.0, 0.0, 1.0, 255.0, 256.0, 32767.0])
+    d = K.split_digits(q, 3, 6)
+    assert all(a.dtype == np.float32 for a in d) and np.all((d[1] >= 0) & (d[1] < 64))
+    np.testing.assert_array_equal((d[0] * 64.0 + d[1]) * 64.0 + d[2], q)
+
+
+# ----------------------------------------------------------------------------- batched kernels
+def test_batched_event_lists_and_scatter_equal_single_inputs():
+    rng = np.random.default_rng(21)
+    Ci, Co, H, k = 6, 8, 9, 3
+    w = rng.integers(-128, 128, (Co, Ci, k, k)).astype(np.int8)
+    x = np.stack([_to_cl(_random_counts(rng, (Ci, H, H), d, 3)) for d in (0.0, 0.3, 0.1)])
+    ys, xs, cs, cn, off = K.maps_to_events(x.astype(np.float64))
+    assert off.tolist()[0] == 0 and off[-1] == len(ys) and off[1] == 0
+    acc = np.zeros((3, H, H, Co), np.int32)
+    ev = np.zeros(3, np.int64)
+    K.conv_scatter_batch(ys, xs, cs, cn, off, K.conv_weight_cl(w), acc, 1, 1, 1, ev)
+    for b in range(3):
+        e1 = K.map_to_events(x[b])
+        sl = slice(off[b], off[b + 1])
+        for got, want in zip((ys[sl], xs[sl], cs[sl], cn[sl]), e1):
+            np.testing.assert_array_equal(got, want)
+        one = np.zeros((H, H, Co), np.int32)
+        assert ev[b] == K.conv_scatter(*e1, K.conv_weight_cl(w), one, 1, 1, 1)
+        np.testing.assert_array_equal(acc[b], one)
+    v = x.reshape(3, -1)
+    idx, c2, off2 = K.vectors_to_events(v)
+    wt = np.ascontiguousarray(rng.integers(-128, 128, (v.shape[1], 5)).astype(np.int8))
+    accl = np.zeros((3, 5), np.int64)
+    K.linear_scatter_batch(idx, c2, off2, wt, accl, ev)
+    np.testing.assert_array_equal(accl, v @ wt.astype(np.int64))
+    with pytest.raises(OverflowError):
+        K.vectors_to_events(np.array([[2.0 ** 31]]))
+
+
+def test_quantize_and_affine_passes_equal_numpy():
+    rng = np.random.default_rng(22)
+    x = rng.normal(0, 3000, (4, 50)) * (rng.random((4, 50)) < 0.7)
+    x[0, :3] = [1e9, -1e9, 0.5]                      # saturations and a tie (round to even)
+    q = np.empty_like(x)
+    sat, nnz, mx = (np.zeros(4, np.int64) for _ in range(3))
+    K.quantize_batch(x, 0.37, -32768.0, 32767.0, q, sat, nnz, mx)
+    for b in range(4):
+        ref, s = interp.quantize(x[b], 0.37, 16)
+        np.testing.assert_array_equal(q[b], ref)
+        assert sat[b] == s and nnz[b] == np.count_nonzero(ref)
+        assert mx[b] == int(np.abs(ref).max())
+    scale, bias = rng.normal(0, 1e-3, 5), rng.normal(0, 1, 5)
+    acc = rng.integers(-2 ** 20, 2 ** 20, (3, 4, 5)).astype(np.float32)
+    out = np.empty(acc.shape)
+    K.affine_rows(acc.reshape(-1), scale, bias, out.reshape(-1))
+    np.testing.assert_array_equal(out, K.affine_out(acc, scale, bias))
+
+
+def test_batched_neuron_kernels_equal_single_inputs():
+    rng = np.random.default_rng(23)
+    C, n, B = 4, 24, 3
+    x = rng.normal(0.5, 1.5, (B, n))
+    vth, vr = rng.uniform(0.5, 1.5, C), np.zeros(C)
+    args = dict(model=K.MODEL_LIF, tau=2.0, reset=K.RESET_SOFT, decay_input=True, lo=-4.0,
+                hi=4.0)
+    v, out, sat = np.zeros((B, n)), np.zeros((B, n)), np.zeros(B, np.int64)
+    K.lif_update_batch(x * 3, v, out, vth, vr, sat=sat, **args)
+    for b in range(B):
+        v1, o1 = np.zeros(n), np.zeros(n)
+        s1 = K.lif_update(x[b] * 3, v1, o1, vth, vr, 1, **args)
+        np.testing.assert_array_equal(v[b], v1)
+        np.testing.assert_array_equal(out[b], o1)
+        assert sat[b] == s1
+    cnt = np.zeros((B, n))
+    K.sfa_burst_batch(x, cnt, vth, 4, -4.0, 4.0, sat)
+    for b in range(B):
+        c1 = np.zeros(n, np.int64)
+        assert sat[b] == K.sfa_burst(x[b], c1, vth, 1, 4, -4.0, 4.0)
+        np.testing.assert_array_equal(cnt[b], c1)
+
+
+@pytest.mark.parametrize("order", ["q(kv)", "(qk)v"])
+def test_spike_matmul_scatter_equals_dense(order):
+    """Event-driven spike products equal the dense integer product, q / k and v with
+    different channel counts (E-SpikeFormer's attention) and bursts up to 4."""
+    rng = np.random.default_rng(24)
+    B, N, h = 2, 7, 2
+    q, k = (_random_counts(rng, (B, N, 6), 0.4, 4).astype(np.float64) for _ in range(2))
+    v = _random_counts(rng, (B, N, 10), 0.4, 4).astype(np.float64)
+    out = np.zeros((B, N, 10), np.int64)
+    K.spike_matmul_scatter(q, k, v, h, order == "q(kv)", out)
+
+    def heads(a):
+        return a.reshape(B, N, h, -1).transpose(0, 2, 1, 3)
+    qh, kh, vh = heads(q), heads(k), heads(v)
+    kt = kh.transpose(0, 1, 3, 2)
+    ref = qh @ (kt @ vh) if order == "q(kv)" else (qh @ kt) @ vh
+    np.testing.assert_array_equal(out, ref.transpose(0, 2, 1, 3).reshape(B, N, 10))

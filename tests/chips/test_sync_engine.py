@@ -190,3 +190,31 @@ def test_labels_that_do_not_fit_are_rejected_before_running(labels, match):
         simulate(g, "tianjic-x16", x, labels=np.asarray(labels))
     with pytest.raises(ValueError, match="batch is empty"):
         simulate(g, "tianjic-x16", x[:0])
+
+
+@pytest.mark.parametrize("chip", ["tianjic-x16", "tianjic", "speck-xl"])
+def test_vectorised_routes_equal_the_per_channel_definition(chip):
+    """Mapping routes (hops, packets, north-south hops, deliveries per source channel), which
+    the engines count from, equal the definition channel by channel (chips.mapping.model
+    module doc), on mesh and all-to-all chips, fitting and oversubscribed."""
+    from chips import topology
+    for case in ("meta-sdsa3", "e-spikeformer"):
+        graph, _ = _case(case, n=1)
+        m = map_graph(graph, chip, strict=False)
+        for u, v in graph.edges():
+            lo, hi = m._dependents(u, v)
+            src, vparts = m.channel_cores(u), m.parts(v)
+            first = {}
+            for j, p in enumerate(vparts):
+                first.setdefault(p.core, j)
+            got = m._edge(u, v)
+            for c in range(len(src)):
+                a = int(src[c])
+                dest = list(dict.fromkeys(p.core for p in vparts if p.c0 < hi[c] and p.c1 > lo[c]))
+                sent = [b for b in dest if b != a]
+                assert got[0][c] == sum(topology.hops(m.chip, a, b) for b in dest)
+                assert got[1][c] == len(sent)
+                assert got[2][c] == sum(topology.hops_ns(m.chip, a, b) for b in dest)
+                row = np.zeros(len(vparts), np.int64)
+                row[[first[b] for b in sent]] = 1
+                np.testing.assert_array_equal(got[3][c], row)

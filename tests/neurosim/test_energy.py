@@ -1,4 +1,5 @@
-"""Energy accounting: exact additivity (property test), the cost table, units and formatting."""
+"""Energy accounting: exact additivity (property tests, with and without a static model), the
+cost table, static power per core under each gating policy, units and formatting."""
 import json
 import math
 from fractions import Fraction
@@ -7,11 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from chips.spec import ACTIONS, SpecError, load_energy_table
+from chips.spec import ACTIONS, SpecError, load_chip, load_energy_table
 from neurosim.ir.counts import CATEGORIES
 from neurosim.costing.energy import (COSTS, ENERGY_CATEGORIES, UNPRICED, attach_energy,
                                      energy_breakdown)
-from neurosim.ir.units import fmt_energy, fmt_time
+from neurosim.ir.units import fmt_energy, fmt_power, fmt_time
 from neurosim.ir.result import RunResult
 
 BASE = load_energy_table("tianjic")
@@ -47,23 +48,58 @@ def test_breakdowns_sum_exactly_to_the_total(nodes, costs, power, latency):
     node_counts = {f"n{i}": {k: c.get(k, 0) for k in CATEGORIES} for i, (c, _) in enumerate(nodes)}
     split = {f"n{i}": core for i, (_, core) in enumerate(nodes)}
     e = energy_breakdown(_result(node_counts, split, latency), table)
-    for part in (e, e["per_inference"]):
-        total = part["total_j"]
-        assert math.fsum(part["by_category_j"].values()) == total
-        assert math.fsum(part["by_count_j"].values()) + part["static_j"] == total
-        assert math.fsum(part["by_node_j"].values()) + part["static_j"] == total
-        assert math.fsum(part["by_core_j"].values()) + part["static_j"] == total
-        assert part["dynamic_j"] + part["static_j"] == total
-    for n, row in e["by_node_category_j"].items():
-        assert math.fsum(row.values()) == e["by_node_j"][n]
-    for c, row in e["by_core_category_j"].items():
-        assert math.fsum(row.values()) == e["by_core_j"][c]
+    _check_sums(e)
     # every float is within a few grid steps of the exact value
     pj = Fraction(1, 10 ** 12)
     exact = sum((Fraction(getattr(table, COSTS[k][0])) * pj * v
                  for c in node_counts.values() for k, v in c.items() if k in COSTS), Fraction(0))
     exact += Fraction(power) * sum(Fraction(t) for t in latency)
     assert abs(Fraction(e["total_j"]) - exact) <= 2 * Fraction(e["grid_j"])
+
+
+def _check_sums(e):
+    """Every breakdown of ``e`` sums exactly to its total (module doc of costing.energy)."""
+    for part in (e, e["per_inference"]):
+        total = part["total_j"]
+        assert math.fsum(part["by_category_j"].values()) == total
+        assert math.fsum(part["by_count_j"].values()) + part["static_j"] == total
+        assert math.fsum(part["by_node_j"].values()) + part["static_j"] == total
+        assert math.fsum(part["by_core_j"].values()) + part["static_shared_j"] == total
+        assert math.fsum(part["static_by_core_j"].values()) == part["static_j"]
+        assert part["dynamic_j"] + part["static_j"] == total
+        assert part["by_category_j"]["static"] == part["static_j"]
+    for n, row in e["by_node_category_j"].items():
+        assert math.fsum(row.values()) == e["by_node_j"][n]
+    for c, row in e["by_core_category_j"].items():
+        assert math.fsum(row.values()) == e["by_core_j"][c]
+
+
+@settings(max_examples=60, deadline=None)
+@given(nodes=st.lists(st.tuples(counts_st, st.integers(0, 63)), min_size=1, max_size=6),
+       latency=st.lists(st.floats(1e-9, 1, allow_nan=False, allow_subnormal=False), min_size=1,
+                        max_size=4),
+       policy=st.sampled_from(["none", "unused"]), chip=st.sampled_from(["speck-xl", "speck"]))
+def test_breakdowns_with_per_core_static_sum_exactly(nodes, latency, policy, chip):
+    """With the chip's static model, static energy sits in the cores that draw it (by_core
+    includes it) and the uncore; every breakdown still sums exactly."""
+    spec = load_chip(chip)
+    node_counts = {f"n{i}": {k: c.get(k, 0) for k in CATEGORIES} for i, (c, _) in enumerate(nodes)}
+    split = {f"n{i}": core % spec.n_cores for i, (_, core) in enumerate(nodes)}
+    r = _result(node_counts, split, latency)
+    e = energy_breakdown(r, spec.energy(), chip=spec, power_gating=policy)
+    _check_sums(e)
+    used = {str(c) for c, d in r.core_counts.items() if any(d.values())}
+    expect = set(map(str, range(spec.n_cores))) if policy == "none" else used
+    assert {k for k in e["static_by_core_j"] if k != "uncore"} == expect
+    assert e["static_shared_j"] == e["static_by_core_j"]["uncore"]
+    for c in expect:
+        assert e["by_core_category_j"][c]["static"] == pytest.approx(
+            e["static_by_core_j"][c], rel=1e-12)
+    cores = range(spec.n_cores) if policy == "none" else sorted(int(c) for c in used)
+    exact = Fraction(spec.static_power_w(cores)) * sum(Fraction(t) for t in latency)
+    assert abs(Fraction(e["static_j"]) - exact) <= exact * Fraction(1, 10 ** 12) + 2 * Fraction(
+        e["grid_j"])
+    assert e["static"]["policy"] == policy and e["static"]["source"] == "chip [power] model"
 
 
 @pytest.mark.parametrize("power", [2.2e-308, 5e-324, 1e-300])
@@ -97,13 +133,19 @@ def test_hand_computed_example_45nm():
     assert e["by_category_j"]["aux_adds"] == pytest.approx(4.5e-12, rel=1e-15)
     assert e["by_category_j"]["routing"] == 0.0 and e["static_j"] == 0.0
     assert e["per_inference"]["total_j"] == pytest.approx(e["total_j"] / 2, rel=1e-15)
-    assert e["unpriced"] == {"graded_values": 99, "saturations": 3}
+    assert e["unpriced"] == {**dict.fromkeys(UNPRICED, 0), "graded_values": 99,
+                             "saturations": 3}
     assert e["costs"]["mac_pj"] == 4.6 and e["table"] == "45nm"
     json.dumps(e)                                            # JSON-able
     # static: power x latency of every inference
     e2 = energy_breakdown(r, "45nm", static_power_w=2.0)
     assert e2["static_j"] == pytest.approx(2.0 * 4e-3, rel=1e-15)
     assert e2["per_inference"]["static_j"] == pytest.approx(4e-3, rel=1e-15)
+    assert e2["static"]["source"] == "argument static_power_w"
+    # average power = energy / total latency
+    assert e2["power_w"]["static"] == pytest.approx(2.0, rel=1e-12)
+    assert e2["power_w"]["total"] == pytest.approx(e2["total_j"] / 4e-3, rel=1e-12)
+    assert e2["static_power_w"] == e2["power_w"]["static"]
 
 
 def test_bad_inputs_raise_clear_errors():
@@ -112,6 +154,8 @@ def test_bad_inputs_raise_clear_errors():
         energy_breakdown(r, "no-such-table")
     with pytest.raises(ValueError, match="static_power_w"):
         energy_breakdown(r, "45nm", static_power_w=-1.0)
+    with pytest.raises(ValueError, match="unknown power-gating policy 'sometimes'"):
+        energy_breakdown(r, "tianjic", chip=load_chip("tianjic"), power_gating="sometimes")
     import dataclasses
     with pytest.raises(ValueError, match="ac_pj"):
         energy_breakdown(r, dataclasses.replace(BASE, ac_pj=-0.5))
@@ -126,7 +170,7 @@ def test_golden_breakdown(golden):
               "lif": dict(dict.fromkeys(CATEGORIES, 0), neuron_updates=4096, spikes=777,
                           membrane_reads=4096, membrane_writes=4096)}
     r = _result(counts, {"conv": 3, "lif": 4}, [1.5e-4, 2.5e-4])
-    e = energy_breakdown(r, "tianjic")
+    e = energy_breakdown(r, "tianjic", chip=load_chip("tianjic"), power_gating="unused")
     golden.check_text("energy_breakdown_tianjic.json", json.dumps(e, indent=1, sort_keys=True)
                       + "\n")
 
@@ -140,8 +184,11 @@ def test_attach_energy_on_a_real_run():
     res = simulate(lower(m, x), "tianjic-x16", x)
     e = attach_energy(res, "tianjic-x16")
     assert res.energy is e and res.energy_j == e["total_j"]
-    assert e["table"] == "tianjic+tianjic-x16" and e["static_power_w"] == 1.6
-    assert e["static_j"] == pytest.approx(1.6 * res.latency_s.sum(), rel=1e-12)
+    chip = load_chip("tianjic-x16")
+    assert e["table"] == "tianjic" and e["static"]["policy"] == chip.power.power_gating == "none"
+    assert e["static_power_w"] == pytest.approx(chip.static_power_w(), rel=1e-12)
+    assert e["static_j"] == pytest.approx(chip.static_power_w() * res.latency_s.sum(), rel=1e-12)
+    assert len(e["static_by_core_j"]) == chip.n_cores + 1                 # every core + uncore
     assert set(e["by_node_j"]) == set(res.counts)
     assert e["by_category_j"]["synaptic_ac"] > 0 and e["by_category_j"]["mac"] > 0
 
@@ -152,6 +199,12 @@ def test_attach_energy_on_a_real_run():
                                     (-2e-6, "-2 uJ"), (9.9996e-7, "1 uJ")])
 def test_fmt_energy(j, text):
     assert fmt_energy(j) == text
+
+
+@pytest.mark.parametrize("w,text", [(0.0123, "12.3 mW"), (1.48, "1.48 W"), (4.187e-4, "419 uW"),
+                                    (0.0, "0 W")])
+def test_fmt_power(w, text):
+    assert fmt_power(w) == text
 
 
 @pytest.mark.parametrize("s,text", [(4.2e-5, "42 us"), (0.488e-3, "488 us"), (3.38e-3, "3.38 ms"),

@@ -121,3 +121,90 @@ def test_load_errors_name_the_file(tmp_path):
     (d / "graph.json").write_text("{not json")
     with pytest.raises(G.GraphError, match="not valid JSON"):
         G.Graph.load(d)
+
+
+# ----------------------------------------------------------------------------- issue 13 reproducers
+def _edited(tmp_path, name, fn=None, text=None, arrays=None):
+    """A saved conv_net directory with graph.json edited by ``fn`` (or replaced by ``text``)
+    and arrays.npz by ``arrays`` (a dict, or raw bytes)."""
+    d = conv_net(np.random.default_rng(0)).save(tmp_path / name)
+    doc = json.loads((d / "graph.json").read_text())
+    if fn is not None:
+        fn(doc)
+    (d / "graph.json").write_text(text if text is not None else json.dumps(doc))
+    if isinstance(arrays, bytes):
+        (d / "arrays.npz").write_bytes(arrays)
+    elif arrays is not None:
+        with np.load(d / "arrays.npz") as z:
+            arrs = dict(z)
+        arrays(arrs)
+        np.savez(d / "arrays.npz", **arrs)
+    return d
+
+
+@pytest.mark.parametrize("case,fn,text,arrays,match", [
+    ("list", None, "[1, 2]", None, r"graph.json: document: expected an object, got list"),
+    ("nodes", lambda d: d.pop("nodes"), None, None, r"document: missing key 'nodes'"),
+    ("params", lambda d: d["nodes"][1].pop("params"), None, None,
+     r"nodes\[1\]: missing key 'params'"),
+    ("port", lambda d: d["edges"][0].pop("port"), None, None, r"edges\[0\]: missing key 'port'"),
+    ("npz", None, None, b"PK\x03\x04 not a zip", r"arrays.npz: not a readable .npz archive"),
+    ("deep", None, "[" * 100_000 + "]" * 100_000, None, "nested too deeply"),
+    ("T-float", lambda d: d["nodes"][0]["params"].__setitem__("T", 1.5), None, None,
+     r"node 'input' \(Input\): T must be an integer, got 1.5"),
+    ("shape", lambda d: d["nodes"][0]["params"].__setitem__("shape", "2x8x8"), None, None,
+     "shape must be a list of integers"),
+    ("complex", None, None, lambda a: a.__setitem__("conv/scale", a["conv/scale"] * (1 + 1j)),
+     r"node 'conv' \(Conv\): scale must hold real numbers, got dtype complex128"),
+    ("string", None, None, lambda a: a.__setitem__("lif/v_th", a["lif/v_th"].astype(str)),
+     r"node 'lif' \(Neurons\): v_th must hold real numbers"),
+    ("bits", lambda d: d["meta"].__setitem__("weight_bits", 4), None, None,
+     r"node 'conv': weight_bits 8 contradicts meta.weight_bits 4"),
+    ("bits-range", lambda d: d["nodes"][1]["params"].__setitem__("weight_bits", 99), None, None,
+     "weight_bits must be in 2..32"),
+])
+def test_malformed_graph_files_name_file_and_place(tmp_path, case, fn, text, arrays, match):
+    d = _edited(tmp_path, case, fn, text, arrays)
+    with pytest.raises(G.GraphError, match=match) as e:
+        G.load_graph(d)
+    assert str(d) in str(e.value)
+
+
+def test_time_steps_and_sizes_have_plausible_bounds(tmp_path):
+    def huge_t(doc):
+        doc["nodes"][0]["params"]["T"] = 10 ** 6
+    d = _edited(tmp_path, "T", huge_t)
+    with pytest.raises(G.GraphError, match=r"node 'input': T = 1000000 time steps is outside "
+                                           r"the plausible range 1..1024; set \"allow_extreme\""):
+        G.load_graph(d)
+
+    def allowed(doc):
+        huge_t(doc)
+        doc["meta"]["allow_extreme"] = True
+    assert G.load_graph(_edited(tmp_path, "T-ok", allowed)).T == 10 ** 6   # the stated escape
+
+    def lowered_with_4(doc):                   # the model's configuration says T = 4
+        huge_t(doc)
+        doc["meta"].update(config={"T": 4}, allow_extreme=True)
+    with pytest.raises(G.GraphError, match=r"T = 1000000 contradicts meta.config.T = 4"):
+        G.load_graph(_edited(tmp_path, "T-cfg", lowered_with_4))
+    g = G.Graph()
+    g.add(G.Input("input", (1, 8192, 4096), kind="spike", T=1))
+    g.add(G.Readout("readout", (1, 8192, 4096)), ["input"])
+    d = g.save(tmp_path / "huge")
+    with pytest.raises(G.GraphError, match=r"node 'input': shape \(1, 8192, 4096\) holds "
+                                           r"33,554,432 values per tick"):
+        G.load_graph(d)
+
+
+def test_scalar_parameters_are_type_checked():
+    with pytest.raises(G.GraphError, match=r"node 'p' \(Pool\): kernel must be an integer"):
+        G.Pool("p", (1, 2, 2), in_shape=(1, 4, 4), kernel=2.0, stride=2, padding=0)
+    with pytest.raises(G.GraphError, match=r"node 'n' \(Neurons\): tau must be finite"):
+        G.Neurons("n", (2,), tau=float("inf"))
+    with pytest.raises(G.GraphError, match=r"node 's' \(TokenSum\): scale must be a number"):
+        G.TokenSum("s", (2, 1, 1), scale="1")
+    with pytest.raises(G.GraphError, match=r"node 'c' \(Conv\): ssc must be true or false"):
+        G.Conv("c", (1, 2, 2), in_shape=(1, 2, 2), weight=np.ones((1, 1, 1, 1)), ssc=1)
+    with pytest.raises(G.GraphError, match=r"node 'm' \(TokenMean\): in_bits must be in 2..32"):
+        G.TokenMean("m", (2,), in_bits=0)

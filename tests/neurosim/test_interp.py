@@ -103,3 +103,17 @@ def test_spike_input_must_be_counts():
     g.add(G.Readout("readout", (1,)), ["fc"])
     with pytest.raises(ValueError, match="non-negative counts"):
         interp.run(g, np.array([[0.5]]))
+
+
+def test_map_readout_gives_the_flattened_time_mean_in_chw_order():
+    """A Readout fed a (C, H, W) map: K = C*H*W logits, the mean over T of the map flattened
+    in (C, H, W) order, one prediction per input."""
+    from tests.chips.async_graphs import map_readout
+    g = map_readout(seed=1, T=3)
+    x = np.random.default_rng(1).integers(0, 2, (3, 4, 2, 6, 6)).astype(float)   # [T, B, ...]
+    r = interp.run(g, x, record="all")
+    assert r.logits.shape == (4, 3 * 4 * 4) and r.predictions.shape == (4,)
+    ticks = r.outputs["c2"]                                   # [T, B, 3, 4, 4]
+    acc = ticks[0] + ticks[1] + ticks[2]                      # summed in tick order
+    np.testing.assert_array_equal(r.logits, (acc / 3).reshape(4, -1))
+    assert np.ptp(r.logits) > 0

@@ -228,3 +228,77 @@ def test_golden_paper_energy_of_the_shipped_meta_spikeformer(golden):
          "macs_per_inference": p.macs,
          "rates": {lay.name: lay.rates for lay in p.layers}}, indent=1, sort_keys=True) + "\n")
     assert math.isfinite(p.energy_j) and p.energy_j > 0
+
+
+# ----------------------------------------------------------------------------- conventions
+def test_golden_spikformer_published_energies_under_the_spikformer_convention(golden):
+    """Given the published SOPs, the spikformer convention reproduces Zhou et al.'s ImageNet
+    energies (7.734 / 11.577 / 21.477 mJ) within 1% (in fact within 0.01%)."""
+    from neurosim.costing.paper import spikformer_published_energies
+    rows = spikformer_published_energies("spikformer")
+    assert set(rows) == {"spikformer-8-384", "spikformer-8-512", "spikformer-8-768"}
+    for name, r in rows.items():
+        assert abs(r["rel_error"]) < 0.01, name
+        assert abs(r["rel_error"]) < 1e-4, name
+    # the literal reading (first layer once, own channels) misses the smallest model by > 10%
+    assert spikformer_published_energies("neurosim")["spikformer-8-384"]["rel_error"] < -0.1
+    golden.check_text("paper_spikformer_published.json",
+                      json.dumps(rows, indent=1, sort_keys=True) + "\n")
+
+
+def test_published_mj_minus_sops_is_the_64_channel_stem_every_step():
+    from neurosim.costing.paper.conventions import SPIKFORMER_PUBLISHED, conv_macs
+    stem_mj = 4.6e-9 * 4 * conv_macs((3, 224, 224), 64, 3, 1, 1)
+    assert conv_macs((3, 224, 224), 64, 3, 1, 1) == 64 * 224 * 224 * 3 * 9
+    for name, p in SPIKFORMER_PUBLISHED.items():
+        rest = p["energy_mj"] - 0.9e-9 * p["sops"]
+        assert rest == pytest.approx(1.596, abs=5e-4), name
+        assert rest == pytest.approx(stem_mj, abs=1e-3), name
+
+
+def test_spikformer_convention_counts_the_stem_every_step_with_64_channels():
+    m = small_model("spikformer")
+    x = inputs_for(m, 3)
+    g = lower(m, x)
+    base = paper_estimate(m, x, graph=g)
+    sp = paper_estimate(m, x, graph=g, convention="spikformer")
+    assert sp.convention.name == "spikformer" and base.convention.name == "neurosim"
+    first, first0 = sp.layer(sp.first_layer), base.layer(base.first_layer)
+    out_ch = g.op(sp.first_layer).channels
+    assert first.flops == first0.flops and first.priced == "MAC"
+    assert first0.mac_passes == 1 and first.mac_passes == sp.T == 3
+    assert first.ops_total == Fraction(first.flops * 64, out_ch) * sp.T * 3
+    for a, b in zip(sp.layers, base.layers):
+        if a.name != sp.first_layer:
+            assert a.ops_total == b.ops_total and a.priced == b.priced, a.name
+    assert sp.energy_j - base.energy_j == pytest.approx(
+        4.6e-12 * float(first.ops_total - first0.ops_total) / 3, rel=1e-12)
+    assert any("convention 'spikformer'" in s for s in sp.notes)
+    res = simulate(g, "tianjic-x16", x)
+    for r in compare_paper_event(sp, res, g).rows:                   # still exact
+        assert r["paper"] + sum(r[k] for k in DELTAS) == pytest.approx(r["event"], rel=1e-12)
+
+
+def test_meta_spikeformer_convention_and_graded_pointwise_choice(meta):
+    from neurosim.costing.paper import get_convention
+    m, x, g, res, base = meta
+    ms = paper_estimate(m, x, graph=g, convention="meta-spikeformer")
+    assert ms.repconv == "fused" and ms.layer(ms.first_layer).mac_passes == ms.T
+    pw2 = [lay for lay in ms.layers if lay.name.endswith("sepconv.pw2")]
+    assert pw2 and all(lay.priced == "MAC" and lay.mac_passes == ms.T for lay in pw2)
+    ac = paper_estimate(m, x, graph=g, convention=get_convention("meta-spikeformer",
+                                                                  graded="ac"))
+    moved = sum(float(ac.layer(lay.name).ops_total) for lay in pw2) / ms.n
+    assert all(ac.layer(lay.name).priced == "AC" for lay in pw2)
+    assert ac.layer(ac.first_layer).priced == "MAC"                     # the image layer stays
+    assert ms.energy_j - ac.energy_j == pytest.approx((4.6 - 0.9) * 1e-12 * moved, rel=1e-9)
+    assert ac.sops - ms.sops == pytest.approx(moved, rel=1e-12)
+    unfused = lower(m, x, repconv="unfused")
+    with pytest.raises(ValueError, match="counts RepConv fused, but the graph was lowered with "
+                                         "repconv='unfused'"):
+        paper_estimate(m, x, graph=unfused, convention="meta-spikeformer")
+    with pytest.raises(ValueError, match="unknown paper convention 'sdt-v9'; known: neurosim"):
+        paper_estimate(m, x, convention="sdt-v9")
+    with pytest.raises(ValueError, match="graded must be one of"):
+        get_convention("neurosim", graded="flop")
+    assert json.dumps(ms.to_dict())

@@ -108,3 +108,29 @@ def test_read_errors(tmp_path):
         A.read_aedat4(cut)
     with pytest.raises(ValueError, match="stream_id 3 is not an event stream"):
         A.read_aedat4(REFERENCE, stream_id=3)
+
+
+def test_corrupt_containers_are_refused_before_the_decoder(tmp_path):
+    """Offsets the Rust decoder would follow out of bounds (it panics, and a panic during its
+    cleanup aborts Python) are caught by workloads.aedat_check with the file and byte named."""
+    ref = bytearray(REFERENCE.read_bytes())
+    (hlen,) = struct.unpack_from("<I", ref, 14)
+    packet = 18 + hlen + 8                              # the first packet's flatbuffer
+    cases = {
+        "root": (18 + 4, struct.pack("<I", 10 ** 6)),              # header root past its end
+        "size": (18 + hlen + 4, struct.pack("<I", 10 ** 6)),       # packet runs past the file
+        "vector": (packet + 28, struct.pack("<I", 2 ** 31)),       # event vector length
+        "stream": (18 + hlen, struct.pack("<i", 7)),               # undeclared stream id
+    }
+    for name, (at, patch) in cases.items():
+        bad = bytearray(ref)
+        bad[at:at + len(patch)] = patch
+        p = tmp_path / f"{name}.aedat4"
+        p.write_bytes(bytes(bad))
+        with pytest.raises(A.EventFileError, match=rf"{name}.aedat4: "):
+            A.read_aedat4(p)
+    xml = bytes(ref).replace(b'<attr key="sizeX" type="int">8</attr>',
+                             b'<attr key="sizeX" type="int">x8</attr>')
+    (tmp_path / "xml.aedat4").write_bytes(xml)
+    with pytest.raises(A.EventFileError, match="event stream 0 has no valid sizeX"):
+        A.read_aedat4(tmp_path / "xml.aedat4")

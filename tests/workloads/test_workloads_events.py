@@ -4,7 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workloads import events as E
-from workloads.events import EVENT_DTYPE, EventDataset
+from workloads.event_dataset import EventDataset
+from workloads.events import EVENT_DTYPE, TONIC_DTYPE
 
 SENSOR = (7, 5, 2)
 
@@ -242,3 +243,111 @@ def test_event_dataset_frames_subset_and_validation():
         EventDataset(late, np.zeros(1, np.int64), "toy", ["a"], "test", SENSOR, 100)
     with pytest.raises(ValueError, match="2 labels"):
         EventDataset(late, np.zeros(2, np.int64), "toy", ["a"], "test", SENSOR, 1000)
+
+
+# ----------------------------------------------------------------------------- tonic conventions
+def test_event_dataset_indexes_iterates_and_transforms_like_tonic():
+    ds = _dataset()
+    ev, label = ds[1]
+    assert ev is ds.events[1] and label == 1 and type(label) is int
+    assert ds[-1][0] is ds.events[2] and ds[np.int64(0)][1] == 0
+    assert [(e.size, y) for e, y in ds] == [(1, 0), (1, 1), (1, 0)]
+    with pytest.raises(IndexError, match=r"toy \(test\): index 3 out of range for 3 samples"):
+        ds[3]
+    with pytest.raises(TypeError, match="index must be an int"):
+        ds[0:2]
+    framed = ds.with_transform(lambda e: E.to_frames(e, SENSOR, n_time_bins=2,
+                                                     t_start_us=0, t_stop_us=100),
+                               target_transform=lambda y: ds.classes[y])
+    fr, name = framed[2]
+    assert fr.shape == (2, 2, 5, 7) and fr[0, 1, 0, 2] == 1 and name == "a"
+    assert framed.subset(2)[1][1] == "b" and ds[2][1] == 0          # ds itself unchanged
+    with pytest.raises(TypeError, match="transform must be callable"):
+        ds.with_transform(transform="ToFrame")
+
+
+@st.composite
+def tonic_streams(draw):
+    """An event stream as tonic gives it: fields x, y, t, p (int64), sorted by t."""
+    ev = draw(event_streams())
+    out = np.empty(ev.size, dtype=TONIC_DTYPE)
+    for f in ("x", "y", "t", "p"):
+        out[f] = ev[f]
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(tonic_streams(), min_size=1, max_size=4))
+def test_tonic_format_arrays_round_trip(streams):
+    labels = [i % 3 for i in range(len(streams))]
+    ds = EventDataset.from_arrays(streams, labels, SENSOR, name="tonic")
+    assert len(ds) == len(streams) and ds.classes == ["0", "1", "2"][:max(labels) + 1]
+    for (ev, y), src, lab in zip(ds, streams, labels):
+        back = E.to_tonic(ev)
+        assert back.dtype == TONIC_DTYPE and y == lab
+        assert back.tobytes() == src.tobytes()
+    assert ds.duration_us == max((int(s["t"][-1]) + 1 for s in streams if s.size), default=1)
+
+
+class _TonicLike:
+    """Stands in for a tonic dataset on disk (tonic itself is not installed in the test
+    environment: it pulls librosa and the audio stack): class attributes sensor_size and
+    classes, ``train``, ``len`` and ``ds[i] -> (events, target)`` with tonic's dtype."""
+
+    sensor_size = SENSOR
+    classes = ["left", "right"]
+
+    def __init__(self, streams, train=True, transform=None):
+        self.streams, self.train, self.transform = streams, train, transform
+
+    def __len__(self):
+        return len(self.streams)
+
+    def __getitem__(self, i):
+        ev = self.streams[i]
+        return (self.transform(ev) if self.transform else ev), i % 2
+
+
+def _tonic_stream(ts, x=0):
+    ev = np.zeros(len(ts), dtype=TONIC_DTYPE)
+    ev["t"], ev["x"], ev["p"] = ts, x, 1
+    return ev
+
+
+def test_from_tonic_reads_a_tonic_dataset_and_names_bad_samples():
+    src = _TonicLike([_tonic_stream([5, 9]), _tonic_stream([1], x=6)])
+    ds = EventDataset.from_tonic(src, transform=lambda e: e.size)
+    assert (ds.name, ds.split, ds.classes, ds.sensor_size) == ("_TonicLike", "train",
+                                                                ["left", "right"], SENSOR)
+    assert list(ds) == [(2, 0), (1, 1)] and ds.meta["source"] == "tonic:_TonicLike"
+    assert E.to_tonic(ds.events[1]).tobytes() == src.streams[1].tobytes()
+    assert EventDataset.from_tonic(_TonicLike(src.streams, train=False)).split == "test"
+    with pytest.raises(ValueError, match=r"_TonicLike\[0\]: field 't' is not sorted"):
+        EventDataset.from_tonic(_TonicLike([_tonic_stream([9, 5])]))
+    assert EventDataset.from_tonic(_TonicLike([_tonic_stream([9, 5])]), sort=True)[0][0][
+        "t"].tolist() == [5, 9]
+    framed = _TonicLike(src.streams, transform=lambda e: np.zeros((2, 2, 5, 7)))
+    with pytest.raises(TypeError, match=r"_TonicLike\[0\]: expected a structured array"):
+        EventDataset.from_tonic(framed)
+    off = _TonicLike([_tonic_stream([1], x=7)])
+    with pytest.raises(ValueError, match=r"field 'x' value 7 .* outside the sensor"):
+        EventDataset.from_tonic(off)
+
+
+def test_bad_event_files_raise_event_file_error_naming_the_file(tmp_path):
+    ev = E.make_events([0, 1], [0, 1], [0, 1], [0, 5], SENSOR)
+    good = E.save_events(tmp_path / "good.npz", ev, SENSOR)
+    raw = good.read_bytes()
+    cases = {"cut.npz": raw[: len(raw) // 2], "junk.npz": b"PK\x03\x04 junk",
+             "junk.npy": b"\x93NUMPY junk", "empty.npy": b""}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(E.EventFileError, match=rf"{name}: cannot read event file"):
+            E.load_events(tmp_path / name, SENSOR)
+    np.savez(tmp_path / "size.npz", events=ev, sensor_size=np.array([7.5, 5, 2]))
+    with pytest.raises(E.EventFileError, match="size.npz: 'sensor_size' must hold 3 integers"):
+        E.load_events(tmp_path / "size.npz")
+    np.savez(tmp_path / "plain.npz", events=np.zeros(3), sensor_size=np.array(SENSOR))
+    with pytest.raises(E.EventFileError, match="plain.npz: expected a structured array"):
+        E.load_events(tmp_path / "plain.npz")
+    assert issubclass(E.EventFileError, ValueError)        # callers catching ValueError still do

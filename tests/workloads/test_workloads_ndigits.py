@@ -78,3 +78,13 @@ def test_options_and_errors(test_set):
     quiet = ndigits.load_ndigits("test", dvs=DVSConfig(pos_threshold=0.6, neg_threshold=0.6,
                                                        seed=0)).subset(20)
     assert quiet.event_counts().sum() < test_set.subset(20).event_counts().sum()
+
+
+def test_indexing_gives_events_and_label_like_tonic(test_set):
+    ev, label = test_set[0]
+    assert ev is test_set.events[0] and label == int(test_set.y[0]) and type(label) is int
+    assert ev.dtype.names == ("x", "y", "p", "t") and ev.size > 1000
+    framed = load("ndigits", "test", transform=lambda e: e["p"].sum(),
+                  target_transform=lambda y: test_set.classes[y])
+    assert framed[3] == (int(test_set.events[3]["p"].sum()), test_set.classes[test_set.y[3]])
+    assert sum(1 for _ in framed.subset(5)) == 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from chips.engines.kernels.batch import split_digits_into
 from chips.engines.kernels.layout import F32_EXACT, F64_EXACT, acc_dtype, exact_bound
 
 # ----------------------------------------------------------------------------- dense paths
@@ -77,3 +78,97 @@ def dense_linear_exact(x: np.ndarray, w: np.ndarray, out_dtype=None) -> np.ndarr
     with torch.no_grad():
         out = xt @ wt.T
     return out.numpy().astype(out_dtype or acc_dtype(mw, mx, w.shape[1]))
+
+
+# ----------------------------------------------------------------------------- exact float plans
+def exact_plan(max_w: int, max_x: int, fan_in: int) -> tuple[str, int, int]:
+    """How to run an integer reduction exactly in floats: ``("float32", 1, 0)`` when
+    max|w| * max|x| * fan_in < 2^24; else ``("split", p, s)``: x written in p base-2^s digits
+    (the top one signed, the others in [0, 2^s)), each digit's product exact in float32
+    (max|w| * max|digit| * fan_in < 2^24) and recombined exactly in float64; ``("float64", 1,
+    0)`` when no digit width fits (max|w| * fan_in >= 2^24). Raises OverflowError beyond 2^53
+    (the combined sum itself would round)."""
+    bound = exact_bound(max_w, max_x, fan_in)
+    if bound < F32_EXACT:
+        return "float32", 1, 0
+    if bound >= F64_EXACT:
+        raise OverflowError(f"integer reduction bound {bound} exceeds float64's exact range 2^53")
+    lim = (F32_EXACT - 1) // (int(max_w) * int(fan_in))     # largest |digit| allowed
+    if lim < 1:
+        return "float64", 1, 0
+    s = (lim + 1).bit_length() - 1                          # 2^s - 1 <= lim
+    p = 1
+    while (int(max_x) >> (s * p)) + 1 > lim:                # top digit |floor(x / 2^(s p))|
+        p += 1
+    return "split", p + 1, s
+
+
+def split_digits(q: np.ndarray, p: int, s: int) -> list[np.ndarray]:
+    """Integer-valued float64 ``q`` as p float32 digits, most significant first:
+    q = sum_j d_j 2^(s (p - 1 - j)), d_0 = floor(q / 2^(s (p-1))) signed, the others in
+    [0, 2^s). Every operation is exact (powers of two, floors of exact quotients)."""
+    out = []
+    rest = q
+    for j in range(p - 1, 0, -1):
+        base = float(2 ** (s * j))
+        top = np.floor(rest / base)
+        out.append(top.astype(np.float32))
+        rest = rest - top * base
+    out.append(rest.astype(np.float32))
+    return out
+
+
+def combine_digits(parts: list[np.ndarray], s: int) -> np.ndarray:
+    """Inverse of :func:`split_digits` on the digits' products (float32, exact integers):
+    acc = (...(P_0 2^s + P_1) 2^s + ...) in float64, every step exact below 2^53."""
+    acc = parts[0].astype(np.float64)
+    for p in parts[1:]:
+        acc *= float(2 ** s)
+        acc += p
+    return acc
+
+
+def torch_conv_nhwc(x: np.ndarray, wt, stride: int, padding: int, groups: int) -> np.ndarray:
+    """``F.conv2d`` of channels-last ``x`` [B, H, W, C] (float32 or float64, the dtype of the
+    torch weight ``wt`` [C_out, C_in/g, k, k]) -> channels-last [B, H_out, W_out, C_out] numpy
+    (torch keeps the channels-last layout, so no copy either way; NNPACK, which may use inexact
+    fast algorithms, is disabled)."""
+    import torch
+    import torch.nn.functional as F
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2)
+    with torch.no_grad(), torch.backends.nnpack.flags(enabled=False):
+        out = F.conv2d(xt, wt, stride=stride, padding=padding, groups=groups)
+    return np.ascontiguousarray(out.permute(0, 2, 3, 1).numpy())
+
+
+def conv_exact_nhwc(q: np.ndarray, weights, stride: int, padding: int, groups: int,
+                    plan: tuple[str, int, int]) -> np.ndarray:
+    """Exact integer conv of integer-valued ``q`` [B, H, W, C] (float64) by :func:`exact_plan`'s
+    ``plan``; ``weights(dtype)`` returns the torch weight in float32 / float64 (cached by the
+    caller). Returns the accumulators channels-last, float32 (plan float32) or float64, every
+    value an exact integer."""
+    kind, p, s = plan
+    if kind == "float32":
+        x = q if q.dtype == np.float32 else q.astype(np.float32)
+        return torch_conv_nhwc(x, weights(np.float32), stride, padding, groups)
+    if kind == "float64":
+        return torch_conv_nhwc(np.ascontiguousarray(q, np.float64), weights(np.float64), stride,
+                               padding, groups)
+    wt = weights(np.float32)
+    digits = np.empty((p,) + q.shape, np.float32)
+    split_digits_into(np.ascontiguousarray(q, np.float64).reshape(-1), s,
+                      digits.reshape(p, -1))
+    return combine_digits([torch_conv_nhwc(d, wt, stride, padding, groups) for d in digits], s)
+
+
+def matmul_exact(q: np.ndarray, w_t, plan: tuple[str, int, int]) -> np.ndarray:
+    """Exact integer ``q @ W^T`` of integer-valued ``q`` [B, C_in] (float64) by ``plan``;
+    ``w_t(dtype)`` returns the transposed weight [C_in, C_out] in that numpy dtype. Returns
+    [B, C_out] float32 or float64 exact integers (BLAS: any summation order is exact)."""
+    kind, p, s = plan
+    if kind == "float32":
+        return q.astype(np.float32) @ w_t(np.float32)
+    if kind == "float64":
+        return q @ w_t(np.float64)
+    wt = w_t(np.float32)
+    return combine_digits([d @ wt for d in split_digits(q, p, s)], s)

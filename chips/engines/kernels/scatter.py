@@ -11,10 +11,14 @@ from numba import njit
 
 
 # ----------------------------------------------------------------------------- event lists
+INT32_COUNT = 2 ** 31      # event lists hold int32 counts below this; wide lists beyond
+
+
 @njit(cache=True)
 def map_to_events(x_cl):
     """Channels-last map [H, W, C] (any numeric dtype holding integer counts) -> int32 event
-    lists (ys, xs, cs, counts) of its nonzero entries, in (y, x, c) order."""
+    lists (ys, xs, cs, counts) of its nonzero entries, in (y, x, c) order. A count outside
+    int32 raises OverflowError (never wraps): such maps go through :func:`events_wide`."""
     H, W, C = x_cl.shape
     n = 0
     for y in range(H):
@@ -32,6 +36,8 @@ def map_to_events(x_cl):
             for c in range(C):
                 val = x_cl[y, x, c]
                 if val != 0:
+                    if val >= INT32_COUNT or val < -INT32_COUNT:
+                        raise OverflowError("event count outside int32: use events_wide")
                     ys[e] = y
                     xs[e] = x
                     cs[e] = c
@@ -42,7 +48,8 @@ def map_to_events(x_cl):
 
 @njit(cache=True)
 def vector_to_events(x):
-    """1-D array of integer counts -> int32 (idx, counts) of its nonzero entries."""
+    """1-D array of integer counts -> int32 (idx, counts) of its nonzero entries; a count
+    outside int32 raises OverflowError (never wraps): use :func:`events_wide`."""
     n = 0
     for i in range(x.shape[0]):
         if x[i] != 0:
@@ -52,10 +59,30 @@ def vector_to_events(x):
     e = 0
     for i in range(x.shape[0]):
         if x[i] != 0:
+            if x[i] >= INT32_COUNT or x[i] < -INT32_COUNT:
+                raise OverflowError("event count outside int32: use events_wide")
             idx[e] = i
             counts[e] = np.int32(x[i])
             e += 1
     return idx, counts
+
+
+def events_wide(x: np.ndarray) -> tuple:
+    """Event lists with int64 counts (exact to 2^63) for inputs holding 2^31 or more events at
+    one address: a map [H, W, C] -> (ys, xs, cs, counts), a vector -> (idx, counts), indices
+    int32, in the order of :func:`map_to_events` / :func:`vector_to_events`. The scatter
+    kernels compile for either count type."""
+    nz = np.nonzero(x)                       # C order: (y, x, c) for maps
+    counts = x[nz].astype(np.int64)
+    return tuple(i.astype(np.int32) for i in nz) + (counts,)
+
+
+def events(x: np.ndarray, max_count: int) -> tuple:
+    """:func:`map_to_events` / :func:`vector_to_events`, or :func:`events_wide` when
+    ``max_count`` (the largest |count| in ``x``) does not fit int32."""
+    if max_count >= INT32_COUNT:
+        return events_wide(x)
+    return map_to_events(x) if x.ndim == 3 else vector_to_events(x)
 
 
 @njit(cache=True)

@@ -12,8 +12,9 @@ difference exactly:
   at the borders, stride) minus the paper's assumed ``FLOPs / (C_in H W)`` per spike
   (``k^2 C_out / (groups s^2)`` away from borders), summed over the quantized spikes;
 * d_products: exact coincidence counts of spike products minus their rate-product estimate;
-* d_first_layer: the image-encoding layer runs every time step on a chip (``T - 1`` extra
-  passes);
+* d_first_layer: the image-encoding layer runs every time step on a chip with its own
+  channels (``T - 1`` extra passes under the ``neurosim`` convention; under ``spikformer`` the
+  convention's 64 stem channels against the model's own);
 * d_other: what the engine counted beyond an exact count of the quantized spikes (0 for the
   sync engine and async windowed mode; free-running async mode and SSC masks make it non-zero).
 
@@ -84,7 +85,9 @@ def compare_paper_event(paper: PaperEstimate, result, graph: G.Graph, *,
         if lay.is_mac:
             op = graph.op(lay.name)
             clipped = int(op.fan_out().sum())             # true MACs of one pass
-            d["d_first_layer"] = Fraction(lay.flops * (paper.T - lay.mac_passes)) * n
+            # the image layer as the convention counts it (passes, stem channels) vs. every
+            # time step with its own channels; 0 for the other graded layers
+            d["d_first_layer"] = Fraction(lay.flops * paper.T) * n - lay.ops_total
             d["d_border_stride"] = Fraction((clipped - lay.flops) * paper.T) * n
         else:
             d["d_quantization"] = q["ops_total"] - lay.ops_total

@@ -29,7 +29,10 @@ How neurosim applies it (stated, since recounts differ by up to 1.6x):
   (the image is the same every time step); any other graded-input layer counts ``T x FLOPs``
   MACs. Event inputs (DVS counts) make the first layer spike-driven.
 
-The comparison with the event-level count is ``neurosim.costing.paper.compare``.
+The choices above are the ``neurosim`` convention; ``convention=`` selects another one the seed
+papers used (``neurosim.costing.paper.conventions``: ``spikformer``, ``meta-spikeformer``),
+which changes how the first layer, RepConv and graded layers are counted. The comparison with
+the event-level count is ``neurosim.costing.paper.compare``.
 """
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ from chips.spec import EnergyTable, load_energy_table
 from models import layers as L
 from models import neurons as N
 from neurosim.ir import graph as G
+from neurosim.costing.paper.conventions import Convention, get_convention
 from neurosim.costing.paper.quantized import _quantized_batch
 
 PAPER_TABLE = "45nm"
@@ -57,7 +61,8 @@ class PaperLayer:
     stages end in .pw1 / .dw / .pw2); ``fx_node``: the traced call; ``inputs``: 'spike' or
     'graded'; ``flops``: dense MACs per sample per time step; ``rates``: firing rate of each
     spike operand (per time step); ``ops_total``: SOPs (spike input) or MACs (graded) summed
-    over the inputs, exact; ``ops`` = ops_total / n; ``energy_j`` per inference."""
+    over the inputs, exact; ``ops`` = ops_total / n; ``energy_j`` per inference; ``priced``:
+    "MAC" (E_MAC) or "AC" (E_AC), as the convention prices the row."""
 
     name: str
     fx_node: str
@@ -72,9 +77,11 @@ class PaperLayer:
     energy_j: float = 0.0
     mac_passes: int = 0
     quantized: dict | None = None
+    priced: str = "AC"
 
     @property
     def is_mac(self) -> bool:
+        """Graded input: the chip executes it as MACs (whatever the convention prices)."""
         return self.inputs == "graded"
 
     def to_dict(self) -> dict:
@@ -82,8 +89,8 @@ class PaperLayer:
              "kind": self.kind, "inputs": self.inputs, "flops": int(self.flops),
              "in_shape": list(self.in_shape), "rates": dict(self.rates),
              "ops": float(self.ops), "ops_total": float(self.ops_total),
-             "op_type": "MAC" if self.is_mac else "SOP", "energy_j": float(self.energy_j),
-             "mac_passes": self.mac_passes}
+             "op_type": "MAC" if self.is_mac else "SOP", "priced": self.priced,
+             "energy_j": float(self.energy_j), "mac_passes": self.mac_passes}
         if self.quantized is not None:
             d["quantized"] = {k: (float(v) if isinstance(v, Fraction) else v)
                               for k, v in self.quantized.items()}
@@ -107,20 +114,25 @@ class PaperEstimate:
     first_layer: str | None
     quantized: bool = False
     notes: list[str] = field(default_factory=list)
+    convention: Convention = field(default_factory=lambda: get_convention("neurosim"))
 
     @property
     def sops(self) -> float:
-        return float(sum((lay.ops_total for lay in self.layers if not lay.is_mac), Fraction(0)) / self.n)
+        """Operations priced at E_AC, per inference."""
+        return float(sum((lay.ops_total for lay in self.layers if lay.priced == "AC"),
+                         Fraction(0)) / self.n)
 
     @property
     def macs(self) -> float:
-        return float(sum((lay.ops_total for lay in self.layers if lay.is_mac), Fraction(0)) / self.n)
+        """Operations priced at E_MAC, per inference."""
+        return float(sum((lay.ops_total for lay in self.layers if lay.priced == "MAC"),
+                         Fraction(0)) / self.n)
 
     def energy_exact(self) -> Fraction:
         pj = Fraction(1, 10 ** 12)
         ac, mac = Fraction(self.e_ac_pj) * pj, Fraction(self.e_mac_pj) * pj
-        return sum(((mac if lay.is_mac else ac) * lay.ops_total for lay in self.layers),
-                   Fraction(0)) / self.n
+        return sum(((mac if lay.priced == "MAC" else ac) * lay.ops_total
+                    for lay in self.layers), Fraction(0)) / self.n
 
     @property
     def energy_j(self) -> float:
@@ -138,6 +150,7 @@ class PaperEstimate:
                 "repconv": self.repconv, "table": self.table, "arithmetic": self.arithmetic,
                 "e_ac_pj": self.e_ac_pj, "e_mac_pj": self.e_mac_pj,
                 "first_layer": self.first_layer, "quantized": self.quantized,
+                "convention": self.convention.to_dict(),
                 "energy_per_inference_j": self.energy_j, "sops_per_inference": self.sops,
                 "macs_per_inference": self.macs, "notes": list(self.notes),
                 "layers": [lay.to_dict() for lay in self.layers]}
@@ -217,32 +230,34 @@ class _Pass(fx.Interpreter):
             a.op == "call_module" and isinstance(self.modules[a.target], L.Encoder)
             and self.unit[a.name] is None)
 
-    def _row(self, n, name, kind, flops, operands, in_shape, from_image=False):
+    def _row(self, n, name, kind, flops, operands, in_shape, from_image=False, out_channels=1):
         self.rows.append(dict(name=name, fx_node=n.name, module=n.target, kind=kind,
                               flops=int(flops), in_shape=tuple(int(s) for s in in_shape),
-                              operands=operands, from_input=from_image))
+                              operands=operands, from_input=from_image,
+                              out_channels=int(out_channels)))
 
     def _record(self, n, mod, out):
         img = self._from_image(n)
         if isinstance(mod, L.ConvBN):
             x, c = self._operand(n)
             self._row(n, n.target, "conv", _conv_flops(mod.conv, tuple(out.shape[-2:])), [c],
-                      x.shape[2:], img)
+                      x.shape[2:], img, mod.conv.out_channels)
         elif isinstance(mod, L.RepConvBN):
             x, c = self._operand(n)
             Ci, H, W = x.shape[2:]
             C, Co = mod.pw1.out_channels, mod.pw2.out_channels
             if self.repconv == "fused":
-                self._row(n, n.target, "conv", Co * H * W * Ci * 9, [c], x.shape[2:], img)
+                self._row(n, n.target, "conv", Co * H * W * Ci * 9, [c], x.shape[2:], img, Co)
             else:
-                self._row(n, f"{n.target}.pw1", "conv", C * H * W * Ci, [c], x.shape[2:], img)
+                self._row(n, f"{n.target}.pw1", "conv", C * H * W * Ci, [c], x.shape[2:], img,
+                          C)
                 self._row(n, f"{n.target}.dw", "conv", C * H * W * 9, [None], (C, H, W))
                 self._row(n, f"{n.target}.pw2", "conv", Co * H * W * C, [None], (C, H, W))
         elif isinstance(mod, nn.Linear):
             x, c = self._operand(n)
             tokens = x[0, 0].numel() // mod.in_features
             self._row(n, n.target, "linear", mod.in_features * mod.out_features * tokens, [c],
-                      x.shape[2:], img)
+                      x.shape[2:], img, mod.out_features)
         elif isinstance(mod, L.SpikeMatmul):
             ops = [self._operand(n, i) for i in range(3)]
             if any(c is None for _, c in ops):
@@ -262,14 +277,17 @@ class _Pass(fx.Interpreter):
             self._row(n, n.target, "token_sum", C * H * W, [c for _, c in ops], x0.shape[2:])
 
 
-def _ops_exact(row: dict, T: int, B: int, static: bool,
-               totals: list) -> tuple[Fraction, dict, int]:
+def _ops_exact(row: dict, T: int, B: int, static: bool, totals: list,
+               conv: Convention) -> tuple[Fraction, dict, int]:
     """(ops summed over the B inputs, firing rate per operand, MAC passes per inference) from
-    the operands' spike totals [(sum, size) or None for graded], summed over T and B."""
+    the operands' spike totals [(sum, size) or None for graded], summed over T and B; the
+    image layer's passes and channels follow the convention ``conv``."""
     flops = row["flops"]
     if any(t is None for t in totals):
-        passes = 1 if row["from_input"] and static else T
-        return Fraction(flops * passes * B), {}, passes
+        if row["from_input"]:
+            passes = conv.first_layer_passes(T, static)
+            return conv.stem_flops(flops, row["out_channels"]) * passes * B, {}, passes
+        return Fraction(flops * T * B), {}, T
     r = [Fraction(s, size * T * B) for s, size in totals]
     names = _OPERAND_NAMES[row["kind"]]
     rates = {names[i]: float(v) for i, v in enumerate(r)}
@@ -293,19 +311,22 @@ def _add_totals(acc: list | None, new: list) -> list:
 
 def paper_estimate(model: nn.Module, inputs, *, graph: G.Graph | None = None,
                    repconv: str | None = None, table: EnergyTable | str = PAPER_TABLE,
-                   batch: int = 16) -> PaperEstimate:
+                   batch: int = 16, convention: str | Convention = "neurosim") -> PaperEstimate:
     """The seeds' energy estimate for ``inputs`` ([B, C, H, W] images or [T, B, ...] frames).
 
     With ``graph`` (the model lowered by ``neurosim.frontends.lower``), the RepConv form follows
     ``graph.meta["repconv"]``, rows are named by their graph nodes, and every row also gets
     the same estimate on the quantized graph's spikes (the quantized twin) and the exact event
     count those spikes imply (``layer.quantized``), which ``compare_paper_event`` uses.
-    Inputs run ``batch`` at a time.
+    ``convention``: a name in ``conventions.CONVENTIONS`` or a ``Convention`` (module doc of
+    ``conventions``); an explicit ``repconv`` overrides the convention's, a ``graph`` lowered
+    with another RepConv form than the convention's is an error. Inputs run ``batch`` at a time.
     """
     from neurosim.frontends.lower import trace
 
+    conv = get_convention(convention)
     tab = table if isinstance(table, EnergyTable) else load_energy_table(table)
-    form = repconv or (graph.meta.get("repconv", "fused") if graph is not None else "fused")
+    form = _repconv_form(repconv, graph, conv)
     if form not in ("fused", "unfused"):
         raise ValueError(f"repconv must be 'fused' or 'unfused', got {form!r}")
     x = torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
@@ -343,32 +364,56 @@ def paper_estimate(model: nn.Module, inputs, *, graph: G.Graph | None = None,
     first = next((r["name"] for r in rows if r["from_input"]), None)
     layers = []
     for j, row in enumerate(rows):
-        total, rates, passes = _ops_exact(row, T, B, static, totals[j])
-        cost = Fraction(float(tab.mac_pj) if passes else float(tab.ac_pj)) * pj
+        total, rates, passes = _ops_exact(row, T, B, static, totals[j], conv)
+        priced = "MAC" if passes and (row["from_input"] or conv.graded == "mac") else "AC"
+        cost = Fraction(float(tab.mac_pj) if priced == "MAC" else float(tab.ac_pj)) * pj
         layer = PaperLayer(name=row["name"], fx_node=row["fx_node"], module=row["module"],
                            kind=row["kind"], inputs="graded" if passes else "spike",
                            flops=row["flops"], in_shape=row["in_shape"], rates=rates,
                            ops_total=total, ops=float(total / B),
-                           energy_j=float(cost * total / B), mac_passes=passes)
+                           energy_j=float(cost * total / B), mac_passes=passes, priced=priced)
         if graph is not None:
-            tq, rq, _ = _ops_exact(row, T, B, static, qtotals[j])
+            tq, rq, _ = _ops_exact(row, T, B, static, qtotals[j], conv)
             layer.quantized = {"rates": rq, "ops_total": tq, "exact_event_ops_total": exact[j]}
         layers.append(layer)
     est = PaperEstimate(model=cfg.get("name", type(model).__name__), n=B, T=T, D=D,
                         repconv=form, table=tab.name, arithmetic=tab.arithmetic,
                         e_ac_pj=float(tab.ac_pj), e_mac_pj=float(tab.mac_pj), layers=layers,
-                        first_layer=first, quantized=graph is not None)
-    est.notes = [
+                        first_layer=first, quantized=graph is not None, convention=conv)
+    est.notes = _notes(conv, form, first, static, D)
+    return est
+
+
+def _repconv_form(repconv: str | None, graph: G.Graph | None, conv: Convention) -> str:
+    """RepConv form: explicit argument, else the graph's (which must agree with the
+    convention's), else the convention's, else fused."""
+    if repconv is not None:
+        return repconv
+    if graph is not None:
+        form = graph.meta.get("repconv", "fused")
+        if conv.repconv is not None and conv.repconv != form:
+            raise ValueError(f"paper convention {conv.name!r} counts RepConv {conv.repconv}, but "
+                             f"the graph was lowered with repconv={form!r}: lower with "
+                             f"repconv={conv.repconv!r} or pass repconv= explicitly")
+        return form
+    return conv.repconv or "fused"
+
+
+def _notes(conv: Convention, form: str, first: str | None, static: bool, D: int) -> list[str]:
+    """What the estimate counted, in words."""
+    once = conv.first_layer_passes(2, static) == 1
+    stem = (f" as {conv.stem_out_channels} output channels" if conv.stem_out_channels else "")
+    return [
+        f"convention {conv.name!r} ({conv.source})",
         f"RepConv counted {form}" + (" (one 3x3 conv)" if form == "fused" else
-                                     " (1x1 on spikes; dw 3x3 and 1x1 on graded values as MACs)"),
-        ("first layer " + (f"{first!r}: its FLOPs counted as MACs once per inference (the "
-                           "image is the same every time step)" if static
-                           else f"{first!r}: its FLOPs counted as MACs every time step "
-                                "(frame input)"))
+                                     " (1x1 on spikes; dw 3x3 and 1x1 on graded values)"),
+        ("first layer " + (f"{first!r}: its FLOPs{stem} counted as MACs once per inference "
+                           "(the image is the same every time step)" if once
+                           else f"{first!r}: its FLOPs{stem} counted as MACs every time step"))
         if first else "first layer spike-driven (event input)",
+        f"graded-input layers after the first counted as {conv.graded.upper()}s every time step",
         "rate = mean spikes per neuron per time step"
         + (f"; an SFA burst of n spikes counts n (D = {D})" if D > 1 else ""),
         "not counted: masks, pooling, shortcut adds, token means, neuron updates, memory, "
         "routing, static power",
     ]
-    return est

@@ -9,16 +9,14 @@ doing the same useful work; ``*_dense_MAC_per_s`` gives PyTorch's raw throughput
 
 Numba compilation is done before timing (warm-up call). Each sample repeats the kernel enough
 times to last about ``sample_s``; the best sample is the headline figure (the least disturbed by
-other processes) and the median is reported beside it.
+other processes) and the median is reported beside it. The path cost model the engines use to
+choose scatter or dense per layer is measured by :mod:`neurosim.run.bench.costs`.
 """
 from __future__ import annotations
 
-import os
-import platform
-import statistics
-import time
-
 import numpy as np
+
+from neurosim.run.bench.common import machine_info, timed
 
 # seed-facts §7, measured on this machine class (one thread)
 TARGETS = {
@@ -27,51 +25,6 @@ TARGETS = {
     "lif_updates_per_s": 1.4e9,
     "memcpy_GB_per_s": 23.0,
 }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_info() -> dict:
-    import numba
-    import torch
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {"cpu_model": _cpu_model(), "cores_logical": os.cpu_count(), "cores_usable": usable,
-            "machine": platform.machine(), "python": platform.python_version(),
-            "numpy": np.__version__, "numba": numba.__version__, "torch": torch.__version__,
-            "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
-
-
-def _time(fn, repeat: int, sample_s: float, setup=None) -> tuple[float, float]:
-    """(best, median) seconds per call of ``fn`` over ``repeat`` samples; each sample runs
-    ``fn`` n times (n calibrated so a sample lasts about ``sample_s``); ``setup`` runs untimed
-    before each sample."""
-    if setup:
-        setup()
-    t0 = time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - t0, 1e-7)
-    n = max(1, int(sample_s / one))
-    per_call = []
-    for _ in range(repeat):
-        if setup:
-            setup()
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        per_call.append((time.perf_counter() - t0) / n)
-    return min(per_call), statistics.median(per_call)
 
 
 def _per(t: tuple[float, float], k: int) -> tuple[float, float]:
@@ -158,11 +111,11 @@ def _bench_conv(out: dict, rng, H: int, C: int, density: float, *, repeat: int,
         return tot
 
     assert conv_all(w_cl, 1) == conv_syn                       # warm-up (compiles)
-    t = _time(lambda: conv_all(w_cl, 1), repeat, sample_s, setup=lambda: acc.fill(0))
+    t = timed(lambda: conv_all(w_cl, 1), repeat, sample_s, setup=lambda: acc.fill(0))
     out.update(_rates("conv3x3", conv_syn / n_sets, _per(t, n_sets), "events_per_s"))
     wd_cl = K.conv_weight_cl(rng.integers(-128, 128, (C, 1, 3, 3)).astype(np.int8))
     assert conv_all(wd_cl, C) == dw_syn                        # depthwise: site gathering
-    t = _time(lambda: conv_all(wd_cl, C), repeat, sample_s, setup=lambda: acc.fill(0))
+    t = timed(lambda: conv_all(wd_cl, C), repeat, sample_s, setup=lambda: acc.fill(0))
     out.update(_rates("conv3x3_depthwise", dw_syn / n_sets, _per(t, n_sets), "events_per_s"))
     xts = [torch.from_numpy(np.ascontiguousarray(np.moveaxis(f, -1, 0)[None], np.float32))
            for f in frames]
@@ -174,7 +127,7 @@ def _bench_conv(out: dict, rng, H: int, C: int, density: float, *, repeat: int,
 
     with torch.no_grad():
         torch_conv_all()
-        t = _per(_time(torch_conv_all, repeat, sample_s), n_sets)
+        t = _per(timed(torch_conv_all, repeat, sample_s), n_sets)
     out.update(_rates("conv3x3_torch_dense", conv_syn / n_sets, t, "events_per_s"))
     out["conv3x3_torch_dense_MAC_per_s"] = H * W * C * C * 9 / t[0]
     return {"conv3x3": {"H": H, "W": W, "C_in": C, "C_out": C, "stride": 1, "padding": 1,
@@ -208,7 +161,7 @@ def _bench_linear(out: dict, rng, N: int, density: float, *, repeat: int, sample
         return tot
 
     assert lin_all() == lin_syn
-    t = _time(lin_all, repeat, sample_s, setup=lambda: accl.fill(0))
+    t = timed(lin_all, repeat, sample_s, setup=lambda: accl.fill(0))
     out.update(_rates("linear", lin_syn / n_sets, _per(t, n_sets), "events_per_s"))
     xlts = [torch.from_numpy(xv.astype(np.float32)[None]) for xv in xvs]
     wlt = torch.from_numpy(wl.astype(np.float32))
@@ -219,7 +172,7 @@ def _bench_linear(out: dict, rng, N: int, density: float, *, repeat: int, sample
 
     with torch.no_grad():
         torch_lin_all()
-        t = _per(_time(torch_lin_all, repeat, sample_s), n_sets)
+        t = _per(timed(torch_lin_all, repeat, sample_s), n_sets)
     out.update(_rates("linear_torch_dense", lin_syn / n_sets, t, "events_per_s"))
     out["linear_torch_dense_MAC_per_s"] = N * N / t[0]
     return {"linear": {"C_in": N, "C_out": N, "density": density, "frames": n_sets,
@@ -238,13 +191,13 @@ def _bench_neurons(out: dict, rng, n: int, C: int, repeat: int, sample_s: float)
     vth, vr = np.ones(C), np.zeros(C)
     args = (1, K.MODEL_LIF, 2.0, K.RESET_HARD, True, -32768.0, 32767.0)
     K.lif_update(xin, v, spk, vth, vr, *args)
-    t = _time(lambda: K.lif_update(xin, v, spk, vth, vr, *args), repeat, sample_s)
+    t = timed(lambda: K.lif_update(xin, v, spk, vth, vr, *args), repeat, sample_s)
     out.update(_rates("lif", n, t, "updates_per_s"))
     D = 4
     cnt_sfa = np.zeros(n, np.int32)
     xs_sfa = rng.uniform(-0.5, D, n)
     K.sfa_burst(xs_sfa, cnt_sfa, vth, 1, D, -32768.0, 32767.0)
-    t = _time(lambda: K.sfa_burst(xs_sfa, cnt_sfa, vth, 1, D, -32768.0, 32767.0), repeat,
+    t = timed(lambda: K.sfa_burst(xs_sfa, cnt_sfa, vth, 1, D, -32768.0, 32767.0), repeat,
               sample_s)
     out.update(_rates("sfa", n, t, "updates_per_s"))
     return {"lif": {"neurons": n, "model": "lif", "tau": 2.0, "reset": "hard",
@@ -258,133 +211,5 @@ def _bench_memcpy(copy_mib: int, repeat: int) -> tuple[float, float]:
     src = np.ones(nbytes // 8)
     dst = np.empty_like(src)
     np.copyto(dst, src)
-    t = _time(lambda: np.copyto(dst, src), max(3, repeat // 3), 0.0)
+    t = timed(lambda: np.copyto(dst, src), max(3, repeat // 3), 0.0)
     return nbytes / t[0] / 1e9, nbytes / t[1] / 1e9
-
-
-# ----------------------------------------------------------------------------- whole model
-def calibrate_firing(model, x, rate: float = 0.15, seed: int = 0) -> dict[str, float]:
-    """Calibrate an untrained model so that every layer fires at about ``rate`` (untrained
-    weights leave most layers silent or saturated). BN statistics come from one train-mode pass
-    over ``x`` (weight 1, bias 0); then, in one eval pass in topological order, each LIF
-    population's threshold is set to the (1 - rate) quantile of its first-step membrane
-    H_1 = X_1 / tau, so on ``x`` it fires a fraction ``rate`` at step 1. Returns each neuron
-    module's firing rate on ``x`` after calibration."""
-    import torch
-    from models.neurons import LIFNode
-
-    torch.manual_seed(seed)
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    with torch.no_grad():
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None
-            m.weight.fill_(1.0)
-            m.bias.zero_()
-        model.train()
-        model(x)
-        for m in bns:
-            m.momentum = 0.1
-        model.eval()
-
-        def set_threshold(mod, inp):
-            c = mod.cfg
-            h1 = inp[0][0] / c.tau if (c.kind != "if" and c.decay_input) else inp[0][0]
-            c.v_th = max(float(torch.quantile(h1.flatten().double(), 1.0 - rate)), 1e-3)
-
-        pre = [m.register_forward_pre_hook(set_threshold) for m in model.modules()
-               if isinstance(m, LIFNode)]
-        model(x)
-        for h in pre:
-            h.remove()
-    return calibrate_firing_rates(model, x)
-
-
-def calibrate_firing_rates(model, x) -> dict[str, float]:
-    """Mean firing rate of every neuron module of ``model`` on ``x`` (eval mode)."""
-    import torch
-    from models.neurons import NEURON_MODULES
-
-    rates: dict[str, float] = {}
-    hooks = [mod.register_forward_hook(
-        lambda mod, inp, out, name=name: rates.__setitem__(name, float(out.mean())))
-        for name, mod in model.named_modules() if isinstance(mod, NEURON_MODULES)]
-    with torch.no_grad():
-        model(torch.from_numpy(np.asarray(x)))
-    for h in hooks:
-        h.remove()
-    return rates
-
-
-def bench_model(model_name: str = "meta-spikeformer-8-384", img_size: int = 224, T: int = 1,
-                threads: int = 1, repeat: int = 3, sync_chip: str = "tianjic-x16",
-                async_chip: str = "speck-xl", seed: int = 0) -> dict:
-    """Wall time of the sync and async (windowed) engines on one image vs PyTorch's dense
-    forward of the same float model on the same input with the same thread count.
-
-    The model does not fit the chips at 224x224; it is mapped best-effort (cores
-    oversubscribed) since the benchmark measures the simulator, not the chip. Lowering, mapping,
-    engine construction and Numba compilation (a warm-up run) are excluded from the timings;
-    each figure is the best of ``repeat`` runs.
-    """
-    import numba
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(threads)
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    with threadpool_limits(threads):           # numpy's BLAS too: same thread count for all
-        return _bench_model(model_name, img_size, T, threads, repeat, sync_chip, async_chip,
-                            seed)
-
-
-def _bench_model(model_name, img_size, T, threads, repeat, sync_chip, async_chip, seed) -> dict:
-    import torch
-    import models
-    from chips.spec import load_chip
-    from neurosim.frontends.lower import lower
-    from chips.mapping import map_graph
-    from neurosim.run.simulate import build_engine
-
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    model = models.create(model_name, img_size=img_size, T=T)
-    calib = torch.from_numpy(rng.random((4, 3, img_size, img_size), dtype=np.float32))
-    calibrate_firing(model, calib, seed=seed)
-    x = rng.random((1, 3, img_size, img_size), dtype=np.float32)
-    rates = calibrate_firing_rates(model, x)
-    xt = torch.from_numpy(x)
-    t0 = time.perf_counter()
-    graph = lower(model, x)
-    lower_s = time.perf_counter() - t0
-
-    def best(fn):
-        fn()                                              # warm-up (Numba compile, caches)
-        times = []
-        for _ in range(repeat):
-            t = time.perf_counter()
-            out = fn()
-            times.append(time.perf_counter() - t)
-        return min(times), out
-
-    with torch.no_grad():
-        torch_s, _ = best(lambda: model(xt))
-    out = {"model": model_name, "img_size": img_size, "T": T, "threads": threads,
-           "repeat": repeat, "lower_s": lower_s, "torch_forward_s": torch_s,
-           "nodes": len(graph), "firing_rate_mean": float(np.mean(list(rates.values()))),
-           "firing_rate_median": float(np.median(list(rates.values()))),
-           "firing_rate_min": float(min(rates.values())),
-           "firing_rate_max": float(max(rates.values()))}
-    for mode, chip_name in (("sync", sync_chip), ("async", async_chip)):
-        chip = load_chip(chip_name)
-        mapping = map_graph(graph, chip, strict=False)
-        engine = build_engine(graph, chip, mode, mapping=mapping)
-        t, res = best(lambda: engine.run(x))
-        out[f"{mode}_chip"] = chip_name
-        out[f"{mode}_parts"] = int(sum(len(mapping.parts(n)) for n in engine.execs))
-        out[f"{mode}_engine_s"] = t
-        out[f"{mode}_synaptic_ops"] = int(res.totals()["ac"] + res.totals()["mac"])
-    out["sync_over_torch"] = out["sync_engine_s"] / torch_s
-    out["async_over_sync"] = out["async_engine_s"] / out["sync_engine_s"]
-    out["machine"] = machine_info()
-    return out

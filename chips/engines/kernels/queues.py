@@ -1,0 +1,364 @@
+"""Numba kernels of the asynchronous chip's event network: computed service schedules of
+events through router queues, links and a core's input FIFO (``chips.engines.async_links``).
+
+A *queue* is a buffer of ``depth`` events in front of one server: a link (serves one event per
+``1 / link_events_per_s``) or a core (serves an event in ``ops x synop_service``). Queue state,
+one row per queue: ``ring[q]`` the departure times of its last ``depth`` admitted events (a
+circular buffer in admission order, non-decreasing: one FIFO server) and ``qs[q]`` (float64
+columns ``QS_*``: events admitted, next ring slot, when the server is next free, and a cursor
+on the first event not yet departed, for occupancies). An event offered to a full queue (the event admitted
+``depth`` places earlier has not left yet) is dropped (``drop``) or waits until that event
+leaves (stall); a stalled event holds the server it came from until it gets in (blocking after
+service), and a stall at the first queue holds the sender, so later emissions wait.
+
+An event's path is the queue ids it visits in order (links, then the destination core) with the
+latency after each (hop latency after a link; 0 after the core). Every kernel walks events in
+emission order and returns per-path statistics in ``res`` (see ``RES``); one call serves one
+copy of a batch for one destination core, so a later call (a later batch) queues behind it
+(batch-granular arbitration).
+
+Busy intervals of the destination core (for timelines) are written to ``busy`` [k, 2] (service
+runs whose gaps are at most ``gap`` seconds merge; once it is full, the last interval extends
+over the rest), and its occupancy at each
+event's entry to ``trace`` [m, 2] (time, events) while that has room: pass empty arrays to
+record neither.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# columns of the queue state ``qs`` (float64 [queues, QS_SIZE])
+QS_COUNT, QS_HEAD, QS_FREE, QS_DN, QS_DP, QS_DLAST = range(6)
+QS_SIZE = 6
+
+# indices into the statistics vector ``res`` (float64 [RES_SIZE]) returned per call
+RES_EVENTS, RES_DROPPED, RES_STALL_S, RES_STALLED, RES_FIRST_ARRIVAL, RES_LAST_LEAVE, \
+    RES_MAX_OCC, RES_BUSY, RES_DROPPED_LINK, RES_BUSY_S, RES_PEAK_T, RES_TRACE = range(12)
+RES_SIZE = 12
+
+
+def new_state(n_queues: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Empty queues: (ring [n, depth], qs [n, QS_SIZE]); servers free since -inf."""
+    qs = np.zeros((n_queues, QS_SIZE))
+    qs[:, QS_FREE] = -np.inf
+    qs[:, QS_DLAST] = -np.inf
+    return np.zeros((n_queues, depth)), qs
+
+
+def new_res() -> np.ndarray:
+    """A zeroed statistics vector (first arrival unset: -1)."""
+    r = np.zeros(RES_SIZE)
+    r[RES_FIRST_ARRIVAL] = -1.0
+    return r
+
+
+@njit(cache=True, inline="always")
+def occupancy(ring, qs, q, depth, t):
+    """Events of queue ``q`` inside at time ``t`` (admitted, departure > t). Amortised O(1)
+    while ``t`` does not decrease (a cursor walks the departures); else a binary search."""
+    n = int(qs[q, QS_COUNT])
+    m = n if n < depth else depth
+    if t < qs[q, QS_DLAST]:
+        head = int(qs[q, QS_HEAD])
+        lo, hi = 0, m                  # first k (admission order) with dep > t
+        while lo < hi:
+            mid = (lo + hi) // 2
+            pos = head - m + mid
+            if pos < 0:
+                pos += depth
+            if ring[q, pos] > t:
+                hi = mid
+            else:
+                lo = mid + 1
+        return m - lo
+    dn, dp = int(qs[q, QS_DN]), int(qs[q, QS_DP])
+    if dn < n - m:                     # older than the ring: all departed by now
+        dn = n - m
+        dp = int(qs[q, QS_HEAD]) - m
+        if dp < 0:
+            dp += depth
+    while dn < n and ring[q, dp] <= t:
+        dn += 1
+        dp += 1
+        if dp == depth:
+            dp = 0
+    qs[q, QS_DN] = dn
+    qs[q, QS_DP] = dp
+    qs[q, QS_DLAST] = t
+    return n - dn
+
+
+@njit(cache=True, inline="always")
+def _admit(q, a, m, svc, depth, drop, ring, qs):
+    """Offer a run of ``m`` events arriving at ``a`` to queue ``q``, served in ``svc`` seconds
+    in all. Returns (entry time, events admitted, departure of the last). ``drop``: as many
+    as there is room for at ``a`` get in, the rest are dropped; stall: the run waits until all
+    of it fits. The server starts it once it is in and the previous run has left; its events
+    leave evenly over its service."""
+    n = int(qs[q, QS_COUNT])
+    head = int(qs[q, QS_HEAD])
+    if drop:
+        room = depth - occupancy(ring, qs, q, depth, a) if n >= depth - m else m
+        if room <= 0:
+            return a, 0, -1.0
+        if room < m:
+            svc = svc * room / m
+            m = room
+    elif n + m > depth:
+        pos = head + m - 1                # the event depth places before the run's last
+        if pos >= depth:
+            pos -= depth
+        if ring[q, pos] > a:
+            a = ring[q, pos]
+    free = qs[q, QS_FREE]
+    start = a if a > free else free
+    each = svc / m
+    pos = head
+    for i in range(m):
+        ring[q, pos] = start + each * (i + 1)
+        pos += 1
+        if pos == depth:
+            pos = 0
+    dep = start + svc
+    qs[q, QS_COUNT] = n + m
+    qs[q, QS_HEAD] = pos
+    qs[q, QS_FREE] = dep
+    return a, m, dep
+
+
+@njit(cache=True, inline="always")
+def pass_run(e, m, svc_core, path, lat, svc_link, depth, drop, ring, qs, res):
+    """A run of ``m`` events emitted from ``e`` through ``path`` (links, then the core, which
+    serves the run in ``svc_core`` seconds). Returns (events that reached the core, departure
+    of the last from the core, entry time into the first queue: the sender is held until
+    then, entry time into the core's FIFO, the core's service of what got in). Stalls and
+    drops are added to ``res``."""
+    t = e
+    first_entry = e
+    core_entry = e
+    m0 = m
+    last = path.shape[0] - 1
+    for j in range(last + 1):
+        q = path[j]
+        svc = svc_core * m / m0 if j == last else svc_link * m
+        entry, got, dep = _admit(q, t, m, svc, depth, drop, ring, qs)
+        if got < m:
+            res[RES_DROPPED] += m - got
+            if j < last:
+                res[RES_DROPPED_LINK] += m - got
+            if got == 0:
+                return 0, -1.0, first_entry, core_entry, 0.0
+            m = got
+        if entry > t:
+            res[RES_STALL_S] += entry - t
+            res[RES_STALLED] += m
+            if j > 0:                    # the upstream server holds the run until it gets in
+                p = path[j - 1]
+                held = entry - lat[j - 1]
+                if held > qs[p, QS_FREE]:
+                    qs[p, QS_FREE] = held
+                k = int(qs[p, QS_HEAD]) - 1
+                if k < 0:
+                    k += depth
+                if held > ring[p, k]:
+                    ring[p, k] = held
+        if j == 0:
+            first_entry = entry
+        if j == last:
+            core_entry = entry
+            if res[RES_FIRST_ARRIVAL] < 0.0 or entry < res[RES_FIRST_ARRIVAL]:
+                res[RES_FIRST_ARRIVAL] = entry
+            return m, dep, first_entry, core_entry, svc
+        t = dep + lat[j]
+    return m, t, first_entry, core_entry, 0.0
+
+
+@njit(cache=True, inline="always")
+def _note_core(at, leave, svc, occ, gap, res, busy, trace):
+    """Record one run served on the core: last leave, peak occupancy (``occ`` at its entry
+    ``at``, itself included), the occupancy trace (when ``trace`` has rows), busy intervals."""
+    if leave > res[RES_LAST_LEAVE]:
+        res[RES_LAST_LEAVE] = leave
+    if occ > res[RES_MAX_OCC]:
+        res[RES_MAX_OCC] = occ
+        res[RES_PEAK_T] = at
+    res[RES_BUSY_S] += svc
+    m = int(res[RES_TRACE])
+    if m < trace.shape[0]:
+        trace[m, 0] = at
+        trace[m, 1] = occ
+        res[RES_TRACE] = m + 1
+    k = int(res[RES_BUSY])
+    if busy.shape[0] == 0 or svc <= 0.0:
+        return
+    s = leave - svc
+    if k > 0 and (busy[k - 1, 1] + gap >= s or k == busy.shape[0]):
+        if leave > busy[k - 1, 1]:
+            busy[k - 1, 1] = leave
+    else:
+        busy[k, 0] = s
+        busy[k, 1] = leave
+        res[RES_BUSY] = k + 1
+
+
+@njit(cache=True, inline="always")
+def _flush(e, m, svc, path, lat, svc_link, depth, drop, ring, qs, gap, res, busy, trace):
+    """Send one run; returns (events that reached the core, entry into the first queue)."""
+    got, leave, entered, at, served = pass_run(e, m, svc, path, lat, svc_link, depth, drop,
+                                               ring, qs, res)
+    if got > 0:
+        core = path[path.shape[0] - 1]
+        _note_core(at, leave, served, occupancy(ring, qs, core, depth, at), gap, res, busy,
+                   trace)
+    return got, entered
+
+
+@njit(cache=True)
+def route_dense(cnt, svc_pos, porder, n_ev, t0, dur, run, path, lat, svc_link, depth, drop,
+                ring, qs, gap, dropped, res, busy, trace):
+    """One batch, given per position of its map: ``cnt[p]`` events and ``svc_pos[p]`` seconds
+    of core service for all of them, through ``path`` to its core. Positions go in address
+    order (``porder`` order when not empty); of the ``n_ev`` events the sender says it sends,
+    event j is emitted at ``t0 + dur * j / n_ev`` or later (the sender emits in order, and
+    waits while its first queue is full). The schedule is computed per run of up to ``run``
+    consecutive events (emitted at its first event's time, served in the sum of its events'
+    service); ``dropped[p]`` receives the events of position p a full queue dropped."""
+    npos = cnt.shape[0]
+    if n_ev <= 0:
+        return
+    step = dur / n_ev
+    sender = t0
+    j = 0.0
+    ordered = porder.shape[0] > 0
+    seg_p = np.empty(run + 1, np.int64)          # the run's segments: position, events
+    seg_n = np.empty(run + 1, np.int64)
+    ns = 0
+    m = 0
+    svc_run = 0.0
+    e_run = 0.0
+    for r in range(npos):
+        p = porder[r] if ordered else r
+        n = int(cnt[p])
+        done = 0
+        while done < n:
+            take = n - done if n - done < run - m else run - m
+            if m == 0:
+                e_run = t0 + step * j
+                if e_run < sender:
+                    e_run = sender
+            seg_p[ns] = p
+            seg_n[ns] = take
+            ns += 1
+            m += take
+            j += take
+            done += take
+            svc_run += svc_pos[p] * take / n
+            if m == run:
+                got, entered = _flush(e_run, m, svc_run, path, lat, svc_link, depth, drop,
+                                      ring, qs, gap, res, busy, trace)
+                _dropped_tail(dropped, seg_p, seg_n, ns, m - got)
+                if entered > sender:
+                    sender = entered
+                m = 0
+                ns = 0
+                svc_run = 0.0
+    if m > 0:
+        got, _ = _flush(e_run, m, svc_run, path, lat, svc_link, depth, drop, ring, qs, gap,
+                        res, busy, trace)
+        _dropped_tail(dropped, seg_p, seg_n, ns, m - got)
+    res[RES_EVENTS] += j
+
+
+@njit(cache=True, inline="always")
+def _dropped_tail(dropped, seg_p, seg_n, ns, d):
+    """The ``d`` events a run lost are its last: charge them to its segments' positions."""
+    for k in range(ns - 1, -1, -1):
+        if d <= 0:
+            return
+        g = d if d < seg_n[k] else seg_n[k]
+        dropped[seg_p[k]] += g
+        d -= g
+
+
+@njit(cache=True)
+def take_back(keep, C, c_lo, c_hi, need, graded, dropped):
+    """Take ``dropped[p]`` events out of ``keep`` (flat channels-last [npos * C]) at each
+    position p: the last of its events (channels [c_lo, c_hi) with ``need``, descending; a
+    count of k being k events; a graded entry one event, set to 0)."""
+    for p in range(dropped.shape[0]):
+        d = dropped[p]
+        c = c_hi - 1
+        while d > 0 and c >= c_lo:
+            v = keep[p * C + c]
+            if v != 0.0 and need[c]:
+                if graded:
+                    keep[p * C + c] = 0.0
+                    d -= 1
+                else:
+                    k = d if d < v else v
+                    keep[p * C + c] = v - k
+                    d -= k
+            c -= 1
+
+
+@njit(cache=True)
+def links_multi(t_emit, copy, paths, lats, n_hops, svc_link, depth, drop, ring, qs, arrive,
+                res):
+    """Copies of one sender's events (a multicast) through their routes' link queues, merged
+    in emission order (``t_emit`` non-decreasing; ``copy[i]`` picks event i's route: row
+    ``copy[i]`` of ``paths`` / ``lats``, ``n_hops`` queues long), so copies that share a queue
+    interleave in time instead of one copy waiting behind another; ``arrive[i]`` receives the
+    time event i reaches the end of its route (after the latency following its last link), or
+    -1 when a full queue dropped it. Emission waits while a first queue is full (stall)."""
+    sender = -np.inf
+    for i in range(t_emit.shape[0]):
+        k = copy[i]
+        last = n_hops[k] - 1
+        t = t_emit[i] if t_emit[i] > sender else sender
+        arrive[i] = -1.0
+        for j in range(last + 1):
+            q = paths[k, j]
+            entry, got, dep = _admit(q, t, 1, svc_link, depth, drop, ring, qs)
+            if got == 0:
+                res[RES_DROPPED] += 1.0
+                res[RES_DROPPED_LINK] += 1.0
+                break
+            if entry > t:
+                res[RES_STALL_S] += entry - t
+                res[RES_STALLED] += 1.0
+                if j > 0:
+                    p = paths[k, j - 1]
+                    held = entry - lats[k, j - 1]
+                    if held > qs[p, QS_FREE]:
+                        qs[p, QS_FREE] = held
+            if j == 0 and entry > sender:
+                sender = entry
+            t = dep + lats[k, j]
+            if j == last:
+                arrive[i] = t
+    res[RES_EVENTS] += t_emit.shape[0]
+
+
+@njit(cache=True)
+def core_list(t_arr, ops, svc_op, q, depth, drop, ring, qs, gap, leave, res, busy, trace):
+    """Events reaching core ``q``'s FIFO at ``t_arr`` (non-decreasing), served in arrival
+    order, ``max(1, ops) * svc_op`` each: ``leave[i]`` receives event i's service completion,
+    or -1 when the FIFO was full (drop). A stalled event waits outside the FIFO."""
+    for i in range(t_arr.shape[0]):
+        o = ops[i]
+        svc = (o if o > 1.0 else 1.0) * svc_op
+        entry, got, dep = _admit(q, t_arr[i], 1, svc, depth, drop, ring, qs)
+        if got == 0:
+            res[RES_DROPPED] += 1.0
+            leave[i] = -1.0
+            continue
+        if entry > t_arr[i]:
+            res[RES_STALL_S] += entry - t_arr[i]
+            res[RES_STALLED] += 1.0
+        if res[RES_FIRST_ARRIVAL] < 0.0 or entry < res[RES_FIRST_ARRIVAL]:
+            res[RES_FIRST_ARRIVAL] = entry
+        leave[i] = dep
+        _note_core(entry, dep, svc, occupancy(ring, qs, q, depth, entry), gap, res, busy,
+                   trace)
+    res[RES_EVENTS] += t_arr.shape[0]

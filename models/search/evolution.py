@@ -1,0 +1,206 @@
+"""The AutoST evolutionary search (seed ``autost`` §3.3; repo ``evolution.py``
+``EvolutionSearcher``), seeded and deterministic.
+
+Settings are the paper's and the released code's defaults: population 50, 20 generations, the
+top 10 candidates as parents, 25 mutations and 25 crossovers per generation, per-block mutation
+probability 0.2 (``m_prob``) and, for depth and width, 0.4 (``s_prob``, released code only).
+
+    population 0    = random legal candidates
+    each generation: parents = best ``parents`` candidates scored so far
+                     children = ``mutations`` mutants + ``crossovers`` crossovers of parents,
+                                topped up with random legal candidates to ``population``
+    result          = the best candidate ever scored
+
+A mutant re-draws its depth with probability ``s_prob`` (new blocks get random ratio and heads,
+removed blocks are cut from the end), each block's MLP ratio and head count with probability
+``m_prob``, and the width with probability ``s_prob``. A crossover takes two parents of the same
+depth (up to 50 re-draws, as the released code) and picks each entry of the candidate tuple
+from either. Every candidate is legal and new (never scored before); mutation and crossover
+give up after 10x their quota of tries, as the released code does. Ties in score are broken by
+the candidate's key, so the result depends only on the seed and the scores.
+
+Scores are maximised (the paper ranks by FLOPs, larger predicting higher accuracy). Candidates
+of one generation are scored together (``score(list of Arch) -> list of float``), so a caller
+can spread expensive scores over workers; the search itself is a single thread of
+``random.Random(seed)`` draws.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .space import Arch, Legality, SearchSpaceError
+
+CROSSOVER_REDRAWS = 50      # released code: max_iters_tmp = 50
+TRY_FACTOR = 10             # released code: max_iters = 10 * quota
+RANDOM_DRAWS_PER_SLOT = 2000
+
+
+@dataclass
+class SearchResult:
+    """The best candidate, every scored candidate in scoring order, and per generation the
+    parents' scores and how many candidates each operator produced."""
+
+    best: Arch
+    best_score: float
+    scored: list = field(default_factory=list)        # [(Arch, score)] in scoring order
+    history: list = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+
+    def ranked(self) -> list:
+        """[(Arch, score)] best first (ties by key)."""
+        return sorted(self.scored, key=lambda t: (-t[1], t[0].key))
+
+    def to_dict(self, params: Callable[[Arch], int] | None = None) -> dict:
+        def row(a, s):
+            d = {"arch": a.to_dict(), "key": a.key, "score": s}
+            if params is not None:
+                d["params"] = params(a)
+            return d
+        return {"best": row(self.best, self.best_score), "settings": dict(self.settings),
+                "history": list(self.history), "n_scored": len(self.scored),
+                "top": [row(a, s) for a, s in self.ranked()[:10]]}
+
+
+class _Search:
+    def __init__(self, legality: Legality, score, rng: random.Random, m_prob: float,
+                 s_prob: float):
+        self.legal, self.space, self.score_fn = legality, legality.space, score
+        self.rng, self.m_prob, self.s_prob = rng, m_prob, s_prob
+        self.scores: dict[str, float] = {}
+        self.order: list[Arch] = []
+        self.seen: set[str] = set()
+
+    def fresh(self, a: Arch) -> bool:
+        """Legal and never proposed before (then it is reserved)."""
+        if a.key in self.seen or self.legal.reason(a) is not None:
+            return False
+        self.seen.add(a.key)
+        return True
+
+    def evaluate(self, cands: list[Arch]) -> None:
+        if not cands:
+            return
+        vals = list(self.score_fn(list(cands)))
+        if len(vals) != len(cands):
+            raise ValueError(f"score returned {len(vals)} values for {len(cands)} candidates")
+        for a, v in zip(cands, vals):
+            v = float(v)
+            if not math.isfinite(v):
+                raise ValueError(f"score of {a.key} is {v}; scores must be finite")
+            self.scores[a.key] = v
+            self.order.append(a)
+
+    def top(self, k: int) -> list[Arch]:
+        return sorted(self.order, key=lambda a: (-self.scores[a.key], a.key))[:k]
+
+    def random_fill(self, have: int, target: int) -> list[Arch]:
+        out, draws = [], 0
+        budget = RANDOM_DRAWS_PER_SLOT * max(target - have, 0)
+        while have + len(out) < target and draws < budget:
+            draws += 1
+            a = self.space.sample(self.rng)
+            if self.fresh(a):
+                out.append(a)
+        return out
+
+    def mutate(self, parents: list[Arch], quota: int) -> list[Arch]:
+        rng, sp, out = self.rng, self.space, []
+        for _ in range(TRY_FACTOR * quota):
+            if len(out) >= quota:
+                break
+            p = rng.choice(parents)
+            ratios, heads, depth = list(p.mlp_ratios), list(p.heads), p.depth
+            if rng.random() < self.s_prob:
+                new = rng.choice(sp.depths)
+                if new > depth:
+                    ratios += [rng.choice(sp.mlp_ratios) for _ in range(new - depth)]
+                    heads += [rng.choice(sp.heads) for _ in range(new - depth)]
+                ratios, heads, depth = ratios[:new], heads[:new], new
+            ratios = [rng.choice(sp.mlp_ratios) if rng.random() < self.m_prob else r
+                      for r in ratios]
+            heads = [rng.choice(sp.heads) if rng.random() < self.m_prob else h for h in heads]
+            width = rng.choice(sp.embed_dims) if rng.random() < self.s_prob else p.embed_dim
+            a = Arch(width, tuple(ratios), tuple(heads))
+            if self.fresh(a):
+                out.append(a)
+        return out
+
+    def crossover(self, parents: list[Arch], quota: int) -> list[Arch]:
+        rng, out = self.rng, []
+        for _ in range(TRY_FACTOR * quota):
+            if len(out) >= quota:
+                break
+            p1, p2 = rng.choice(parents), rng.choice(parents)
+            for _ in range(CROSSOVER_REDRAWS):
+                if p1.depth == p2.depth:
+                    break
+                p1, p2 = rng.choice(parents), rng.choice(parents)
+            if p1.depth != p2.depth:
+                continue
+            ratios = tuple(rng.choice([x, y]) for x, y in zip(p1.mlp_ratios, p2.mlp_ratios))
+            heads = tuple(rng.choice([x, y]) for x, y in zip(p1.heads, p2.heads))
+            a = Arch(rng.choice([p1.embed_dim, p2.embed_dim]), ratios, heads)
+            if self.fresh(a):
+                out.append(a)
+        return out
+
+
+def _check_settings(population, generations, parents, mutations, crossovers, m_prob, s_prob):
+    for k, v in (("population", population), ("parents", parents)):
+        if int(v) != v or v < 1:
+            raise SearchSpaceError(f"{k} must be an integer >= 1, got {v}")
+    for k, v in (("generations", generations), ("mutations", mutations),
+                 ("crossovers", crossovers)):
+        if int(v) != v or v < 0:
+            raise SearchSpaceError(f"{k} must be an integer >= 0, got {v}")
+    for k, v in (("m_prob", m_prob), ("s_prob", s_prob)):
+        if not 0.0 <= v <= 1.0:
+            raise SearchSpaceError(f"{k} must be a probability in [0, 1], got {v}")
+
+
+def evolve(legality: Legality, score: Callable[[list], list], *, population: int = 50,
+           generations: int = 20, parents: int = 10, mutations: int = 25, crossovers: int = 25,
+           m_prob: float = 0.2, s_prob: float = 0.4, seed: int = 0,
+           on_generation: Callable[[dict], None] | None = None) -> SearchResult:
+    """Search ``legality.space`` for the legal architecture with the highest ``score`` (see
+    module doc). ``score`` takes a list of candidates and returns one finite number each.
+    ``on_generation(record)`` is called after every generation (progress)."""
+    _check_settings(population, generations, parents, mutations, crossovers, m_prob, s_prob)
+    s = _Search(legality, score, random.Random(seed), m_prob, s_prob)
+    cands = s.random_fill(0, population)
+    if not cands:
+        raise SearchSpaceError(f"found no legal architecture in space {legality.space.name!r} "
+                               f"in {RANDOM_DRAWS_PER_SLOT * population} random draws")
+    s.evaluate(cands)
+    history = []
+    for g in range(generations):
+        top = s.top(parents)
+        mut = s.mutate(top, mutations)
+        cross = s.crossover(top, crossovers)
+        rand = s.random_fill(len(mut) + len(cross), population)
+        new = mut + cross + rand
+        s.evaluate(new)
+        rec = {"generation": g + 1, "parent_scores": [s.scores[a.key] for a in top],
+               "mutations": len(mut), "crossovers": len(cross), "random": len(rand),
+               "best": s.top(1)[0].key, "best_score": s.scores[s.top(1)[0].key]}
+        history.append(rec)
+        if on_generation is not None:
+            on_generation(rec)
+    best = s.top(1)[0]
+    settings = {"population": population, "generations": generations, "parents": parents,
+                "mutations": mutations, "crossovers": crossovers, "m_prob": m_prob,
+                "s_prob": s_prob, "seed": seed}
+    return SearchResult(best=best, best_score=s.scores[best.key],
+                        scored=[(a, s.scores[a.key]) for a in s.order], history=history,
+                        settings=settings)
+
+
+def batch(fn: Callable[[Arch], float]) -> Callable[[list], list]:
+    """Turn a one-candidate score into the batch form :func:`evolve` takes."""
+    return lambda cands: [fn(a) for a in cands]
+
+
+__all__ = ["SearchResult", "batch", "evolve"]
