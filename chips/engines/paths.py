@@ -73,7 +73,8 @@ def cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "neurosim"
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -97,7 +98,7 @@ def machine_fingerprint() -> dict:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
-    return {"cpu_model": _cpu_model(), "cores_usable": cores, "machine": platform.machine(),
+    return {"cpu_model": cpu_model(), "cores_usable": cores, "machine": platform.machine(),
             "numba": _version("numba"), "torch": _version("torch")}
 
 

@@ -49,6 +49,21 @@ def soak_settings():
     return settings(**SOAK)
 
 
+def fuzz_cases(check, *args, n: int | None = None, **kw) -> "Outcomes":
+    """Run ``check(data, *args, outcomes=..., **kw)`` on hypothesis-drawn cases: ``n`` cases
+    with :func:`fuzz_settings` (the default suite), or the soak settings when ``n`` is None.
+    Returns the classified outcomes."""
+    from hypothesis import given
+    out = Outcomes()
+
+    @(fuzz_settings(n) if n else soak_settings())
+    @given(st.data())
+    def run(data):
+        check(data, *args, outcomes=out, **kw)
+    run()
+    return out
+
+
 # ----------------------------------------------------------------------------- structured
 def _children(node) -> list:
     if isinstance(node, dict):

@@ -6,15 +6,13 @@ import tomllib
 
 import numpy as np
 import pytest
-from hypothesis import given
 from hypothesis import strategies as st
 
 from chips.mapping import MappingError
 from chips.spec import CHIPS_DIR, ENERGY_DIR, SpecError, load_chip, load_energy_table
 from neurosim.run.simulate import simulate
 from tests.fuzz.bases import tiny_graph, tiny_inputs
-from tests.fuzz.mutate import (Outcomes, fuzz_settings, mutate_bytes, mutate_doc, soak_settings,
-                               to_toml)
+from tests.fuzz.mutate import (Outcomes, fuzz_cases, mutate_bytes, mutate_doc, to_toml)
 
 CHIP_FILES = sorted(CHIPS_DIR.glob("*.toml"))
 ENERGY_FILES = sorted(ENERGY_DIR.glob("*.toml"))
@@ -72,43 +70,20 @@ def check_energy_case(data, sources, tmp, outcomes: Outcomes):
 
 
 def test_fuzz_chip_tomls(tmp_path_factory):
-    tmp, out, sources = tmp_path_factory.mktemp("fz"), Outcomes(), snapshot(CHIP_FILES)
-
-    @fuzz_settings(60)
-    @given(st.data())
-    def run(data):
-        check_chip_case(data, sources, tmp, out)
-    run()
+    out = fuzz_cases(check_chip_case, snapshot(CHIP_FILES), tmp_path_factory.mktemp("fz"), n=60)
     assert out.counts["ok"] and out.counts["SpecError"], str(out)
 
 
 def test_fuzz_energy_tomls(tmp_path_factory):
-    tmp, out, sources = tmp_path_factory.mktemp("fz"), Outcomes(), snapshot(ENERGY_FILES)
-
-    @fuzz_settings(40)
-    @given(st.data())
-    def run(data):
-        check_energy_case(data, sources, tmp, out)
-    run()
+    out = fuzz_cases(check_energy_case, snapshot(ENERGY_FILES), tmp_path_factory.mktemp("fz"),
+                     n=40)
     assert out.counts["ok"] and out.counts["SpecError"], str(out)
 
 
 @pytest.mark.soak
 def test_soak_chip_and_energy_tomls(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fz")
-    chips, energy = Outcomes(), Outcomes()
-    chip_src, energy_src = snapshot(CHIP_FILES), snapshot(ENERGY_FILES)
-
-    @soak_settings()
-    @given(st.data())
-    def run_chips(data):
-        check_chip_case(data, chip_src, tmp, chips, simulate_share=8)
-
-    @soak_settings()
-    @given(st.data())
-    def run_energy(data):
-        check_energy_case(data, energy_src, tmp, energy)
-    run_chips()
-    run_energy()
+    chips = fuzz_cases(check_chip_case, snapshot(CHIP_FILES), tmp, simulate_share=8)
+    energy = fuzz_cases(check_energy_case, snapshot(ENERGY_FILES), tmp)
     print(f"\nsoak chip TOML: {chips}\nsoak energy TOML: {energy}")
     assert chips.total >= 1000 and energy.total >= 1000

@@ -4,12 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
 from hypothesis import strategies as st
 
 from workloads import (EventFileError, load_events, make_events, read_aedat4, save_events,
                        validate_events, write_aedat4)
-from tests.fuzz.mutate import Outcomes, fuzz_settings, mutate_bytes, soak_settings
+from tests.fuzz.mutate import Outcomes, fuzz_cases, mutate_bytes
 
 SENSOR = (34, 34, 2)
 DATA = Path(__file__).resolve().parents[1] / "workloads" / "data"
@@ -114,24 +113,12 @@ def check_event_case(data, bases, tmp, outcomes: Outcomes):
 
 
 def test_fuzz_event_files(bases, tmp_path_factory):
-    tmp, out = tmp_path_factory.mktemp("fz"), Outcomes()
-
-    @fuzz_settings(80)
-    @given(st.data())
-    def run(data):
-        check_event_case(data, bases, tmp, out)
-    run()
+    out = fuzz_cases(check_event_case, bases, tmp_path_factory.mktemp("fz"), n=80)
     assert out.counts["ok"] and out.counts["EventFileError"], str(out)
 
 
 @pytest.mark.soak
 def test_soak_event_files(bases, tmp_path_factory):
-    tmp, out = tmp_path_factory.mktemp("fz"), Outcomes()
-
-    @soak_settings()
-    @given(st.data())
-    def run(data):
-        check_event_case(data, bases, tmp, out)
-    run()
+    out = fuzz_cases(check_event_case, bases, tmp_path_factory.mktemp("fz"))
     print(f"\nsoak event files: {out}")
     assert out.total >= 1000

@@ -6,13 +6,12 @@ import shutil
 
 import numpy as np
 import pytest
-from hypothesis import given
 from hypothesis import strategies as st
 
 from neurosim.frontends.lower import lower
 from neurosim.ir import graph as G
 from neurosim.reference import interp
-from tests.fuzz.mutate import Outcomes, fuzz_settings, mutate_bytes, mutate_doc, soak_settings
+from tests.fuzz.mutate import Outcomes, fuzz_cases, mutate_bytes, mutate_doc
 from tests.neurosim.test_graph import conv_net
 from tests.zoo_cases import inputs_for, small_model
 
@@ -100,24 +99,12 @@ def check_graph_case(data, bases, tmp, outcomes: Outcomes):
 
 
 def test_fuzz_graph_directories(bases, tmp_path_factory):
-    tmp, out = tmp_path_factory.mktemp("fz"), Outcomes()
-
-    @fuzz_settings(60)
-    @given(st.data())
-    def run(data):
-        check_graph_case(data, bases, tmp, out)
-    run()
+    out = fuzz_cases(check_graph_case, bases, tmp_path_factory.mktemp("fz"), n=60)
     assert out.counts["ok"] and out.counts["GraphError"], str(out)
 
 
 @pytest.mark.soak
 def test_soak_graph_directories(bases, tmp_path_factory):
-    tmp, out = tmp_path_factory.mktemp("fz"), Outcomes()
-
-    @soak_settings()
-    @given(st.data())
-    def run(data):
-        check_graph_case(data, bases, tmp, out)
-    run()
+    out = fuzz_cases(check_graph_case, bases, tmp_path_factory.mktemp("fz"))
     print(f"\nsoak graph directories: {out}")
     assert out.total >= 1000

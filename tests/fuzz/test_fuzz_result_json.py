@@ -12,7 +12,6 @@ import shutil
 
 import matplotlib.pyplot as plt
 import pytest
-from hypothesis import given
 from hypothesis import strategies as st
 
 from neurosim.report import plots
@@ -20,7 +19,7 @@ from neurosim.report.html import write_html
 from neurosim.report.markdown import load_record, render_markdown, render_plots, write_csvs
 from neurosim.report.record_schema import RecordError
 from tests.fuzz.bases import tiny_record, zoo_record
-from tests.fuzz.mutate import Outcomes, fuzz_settings, mutate_bytes, mutate_doc, soak_settings
+from tests.fuzz.mutate import Outcomes, fuzz_cases, mutate_bytes, mutate_doc
 
 EXTRA = ("sync", "async-windowed", "async-free", "tianjic-x16/sync", "speck-xl/async-windowed",
          {"0": [1.0, 2.0]}, [[0, 1e-6, 2e-6, "n", "synops"]], [[1e-6, 3]], "uncore")
@@ -77,24 +76,14 @@ def check_record_case(data, records, tmp, outcomes: Outcomes, no_png, plot_share
 
 
 def test_fuzz_result_json(tiny, tmp_path_factory, no_png):
-    tmp, out = tmp_path_factory.mktemp("fz"), Outcomes()
-
-    @fuzz_settings(40)
-    @given(st.data())
-    def run(data):
-        check_record_case(data, [tiny], tmp, out, no_png)
-    run()
+    out = fuzz_cases(check_record_case, [tiny], tmp_path_factory.mktemp("fz"), n=40,
+                     no_png=no_png)
     assert out.counts["ok"] and out.counts["RecordError"], str(out)
 
 
 @pytest.mark.soak
 def test_soak_result_json(tiny, zoo, tmp_path_factory, no_png):
-    tmp, out = tmp_path_factory.mktemp("fz"), Outcomes()
-
-    @soak_settings()
-    @given(st.data())
-    def run(data):
-        check_record_case(data, [tiny, zoo], tmp, out, no_png, plot_share=8)
-    run()
+    out = fuzz_cases(check_record_case, [tiny, zoo], tmp_path_factory.mktemp("fz"),
+                     no_png=no_png, plot_share=8)
     print(f"\nsoak result.json: {out}")
     assert out.total >= 1000
