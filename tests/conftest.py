@@ -6,6 +6,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import settings
+
+# Never red by chance, never by the clock: every property test draws the same examples on
+# every run (derandomize: a fixed seed per test) and has no per-example deadline (wall-clock
+# time depends on the machine's load). `pytest --hypothesis-profile=explore` draws new random
+# examples (for soak sessions); a failure there prints the example to make into a test.
+settings.register_profile("deterministic", derandomize=True, database=None, deadline=None)
+settings.register_profile("explore", derandomize=False, database=None, deadline=None)
+settings.load_profile("deterministic")
 
 # One torch thread in tests: OpenMP workers spinning against other processes (or pytest-xdist
 # workers) slow small ops by orders of magnitude; results do not depend on the thread count.
