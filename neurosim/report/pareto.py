@@ -11,10 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from neurosim.report.plots import _E, _S, _save, _unit  # noqa: E402
 
@@ -23,6 +25,10 @@ STYLE = {"svg.hashsalt": "neurosim", "font.size": 11, "axes.titlesize": 12,
          "axes.labelsize": 11, "legend.fontsize": 10, "xtick.labelsize": 10,
          "ytick.labelsize": 10, "axes.spines.top": False, "axes.spines.right": False,
          "path.simplify": False}
+
+
+LABEL_ALL_MAX = 12      # label every point of a plot with at most this many points
+CELLS = 50              # label grid: points in one cell of CELLS x CELLS share a label
 
 
 def pareto_front(xs, ys, *, minimize_x: bool = True, maximize_y: bool = True) -> list[int]:
@@ -65,12 +71,51 @@ def _legends(ax, chips, colors, modes):
     return leg, leg2
 
 
-def _front_line(ax, xs, ys, front, rows, keys, step: str):
+def _front_line(ax, xs, ys, front, rows, keys, step: str, ylog: bool = False):
+    """The front as a step line; labels on the front's points, and on every point when there
+    are at most ``LABEL_ALL_MAX`` (points at the same place share one label, one line each)."""
     fx, fy = [xs[i] for i in front], [ys[i] for i in front]
     ax.step(fx, fy, where=step, color="k", linestyle="--", linewidth=1.2, zorder=2)
-    for i in front:
-        ax.annotate(_label(rows[i], keys), (xs[i], ys[i]), textcoords="offset points",
-                    xytext=(6, 6), fontsize=9, color="0.2", zorder=4)
+    at: dict = {}
+    cells = _cells(xs, ys, ylog)
+    for i, cell in enumerate(cells):
+        at.setdefault(cell, []).append(i)
+    on_front = set(front)
+    for idx in at.values():
+        best = any(i in on_front for i in idx)
+        if not best and len(rows) > LABEL_ALL_MAX:
+            continue
+        text = "\n".join(dict.fromkeys(_label(rows[i], keys) for i in idx))
+        right = cells[idx[0]][0] > 0.7 * CELLS       # near the legends: label to the left
+        ax.annotate(text, (xs[idx[0]], ys[idx[0]]), textcoords="offset points",
+                    xytext=(-6 if right else 6, 6), ha="right" if right else "left",
+                    fontsize=9 if best else 8, color="0.15" if best else "0.45", zorder=4,
+                    va="bottom")
+
+
+def _plain_log_axis(axis, vals) -> None:
+    """Log-axis tick labels as plain numbers (0.6, 2, 300; not 2 x 10^0); minor ticks are
+    labelled over short ranges only (all of them up to 1.2 decades, 2 and 5 up to 2.5)."""
+    v = np.asarray(vals, float)
+    v = v[v > 0]
+    decades = float(np.log10(v.max() / v.min())) if len(v) else 0.0
+    keep = (range(1, 10) if decades <= 1.2 else (2, 5) if decades <= 2.5 else ())
+
+    def minor(x, _):
+        mant = round(x / 10 ** np.floor(np.log10(x)))
+        return f"{x:g}" if mant in keep else ""
+    axis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    axis.set_minor_formatter(FuncFormatter(minor))
+
+
+def _cells(xs, ys, ylog: bool, bins: int = CELLS) -> list[tuple[int, int]]:
+    """Each point's cell on a ``bins`` x ``bins`` grid over the plotted range (log x; log y
+    when ``ylog``): points in one cell would print their labels over each other."""
+    def scaled(v, log):
+        v = np.log10(np.asarray(v, float)) if log else np.asarray(v, float)
+        span = float(v.max() - v.min()) if len(v) else 0.0
+        return np.zeros(len(v), int) if span == 0 else np.rint((v - v.min()) / span * bins)
+    return list(zip(scaled(xs, True).astype(int).tolist(), scaled(ys, ylog).astype(int).tolist()))
 
 
 def _plot(rows, keys, path, title, x_of, y_of, xlab, ylab, *, maximize_y, ylog, step):
@@ -83,10 +128,15 @@ def _plot(rows, keys, path, title, x_of, y_of, xlab, ylab, *, maximize_y, ylog, 
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(9.5, 5.8))
         _scatter(ax, rows, xs, ys, chips, colors)
-        _front_line(ax, xs, ys, front, rows, keys, step)
+        _front_line(ax, xs, ys, front, rows, keys, step, ylog)
         ax.set_xscale("log")
+        axes = [ax.xaxis]
         if ylog:
             ax.set_yscale("log")
+            axes.append(ax.yaxis)
+        for axis, vals in zip(axes, (xs, ys)):
+            _plain_log_axis(axis, vals)
+        ax.margins(x=0.06, y=0.1)         # room for the labels of the outermost points
         ax.set_xlabel(xlab)
         ax.set_ylabel(ylab)
         ax.grid(alpha=0.3, which="both")

@@ -308,3 +308,14 @@ def test_fits_chip_check():
     a = Arch(24, (3,), (4,))
     assert fits_reason(a, i, "speck-xl", x) is None
     assert "does not fit speck" in fits_reason(a, i, "speck", x)
+
+
+def test_pareto_labels_group_points_that_would_overprint():
+    """Points within one cell of the label grid (log x) share a label; distant ones do not."""
+    from neurosim.report.pareto import CELLS, _cells
+    xs = [1e-3, 1.001e-3, 1.0, 0.5]
+    ys = [0.9, 0.9, 0.9, 1.0]
+    cells = _cells(xs, ys, ylog=False)
+    assert cells[0] == cells[1] and len(set(cells)) == 3
+    assert all(0 <= c <= CELLS for cell in cells for c in cell)
+    assert _cells([2.0, 2.0], [1.0, 1.0], ylog=True) == [(0, 0), (0, 0)]   # no range: one cell
