@@ -295,3 +295,20 @@ def test_simulate_progress_counts_inputs_with_an_eta(capsys, ckpt, monkeypatch):
     assert rc == 0
     for s in ("simulating tianjic-x16/sync", "4/8", "8/8", "<"):  # inputs done, ETA (a<b)
         assert s in err, (s, err)
+
+
+def test_demo_runs_free_mode_on_event_workloads_only_when_asked():
+    """Free-running mode integrates every event in time order (seconds per input on the
+    event workloads): the demo leaves it out there unless --free-on-events, and says so."""
+    import models
+    from neurosim.cli.demo import ALL_MODES, EVENT_MODES, FREE_SKIPPED, _demo_plan
+    paths = {n: models.shipped_checkpoint(n)
+             for n in ("meta-spikeformer-tiny", "meta-spikeformer-tiny-ndigits")}
+    plan = _demo_plan(paths, 2)
+    assert plan["meta-spikeformer-tiny"]["modes"] == ALL_MODES
+    assert plan["meta-spikeformer-tiny-ndigits"]["modes"] == EVENT_MODES
+    assert "async-free" not in EVENT_MODES
+    assert _demo_plan(paths, 2, free_on_events=True)["meta-spikeformer-tiny-ndigits"]["modes"] \
+        == ALL_MODES
+    assert "--free-on-events" in FREE_SKIPPED
+    assert build_parser().parse_args(["demo", "--free-on-events"]).free_on_events

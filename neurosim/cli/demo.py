@@ -14,7 +14,11 @@ from neurosim.cli.common import (DEFAULT_CHIPS, GATING_POLICIES, REAL_CHIPS, Usa
                                  chip_list, emit, fit_lines, fit_reports, progress_bar,
                                  run_inputs, split_size)
 
-RUNS_PER_MODEL = 3              # sync, async-windowed, async-free: for the progress bar
+ALL_MODES = ["sync", "async-windowed", "async-free"]
+EVENT_MODES = ["sync", "async-windowed"]    # event workloads, unless --free-on-events
+FREE_SKIPPED = ("free-running mode was not run on the event workloads ({names}): it integrates "
+                "every event one by one in time order, several seconds per input here; "
+                "`neurosim demo --free-on-events` includes it")
 
 
 def _demo_paths(args) -> dict:
@@ -33,16 +37,20 @@ def _demo_paths(args) -> dict:
     return paths
 
 
-def _demo_plan(paths: dict, n: int) -> dict:
-    """Per checkpoint: its workload (from the training metadata) and how many inputs its runs
-    use (the same in every run), for the progress bar and the workers."""
+def _demo_plan(paths: dict, n: int, free_on_events: bool = False) -> dict:
+    """Per checkpoint: its workload (from the training metadata), how many inputs its runs
+    use (the same in every run) and its modes (free-running on event workloads only with
+    ``free_on_events``), for the progress bar and the workers."""
     import models
+    from workloads import EVENT_WORKLOADS
     plan = {}
     for name, path in paths.items():
         model = models.load_checkpoint(path)
         workload = getattr(model, "neurosim_training", {}).get("workload") or "digits"
         k = min(n, split_size(model, workload))
-        plan[name] = {"path": str(path), "workload": workload, "n": k}
+        events = workload in EVENT_WORKLOADS
+        plan[name] = {"path": str(path), "workload": workload, "n": k, "events": events,
+                      "modes": EVENT_MODES if events and not free_on_events else ALL_MODES}
     return plan
 
 
@@ -71,7 +79,7 @@ def _demo_model(name: str, item: dict, out: str, chips: list, real: list, tick=N
     if x_cal.ndim == 5:
         x_cal = np.moveaxis(x_cal, 1, 0)
     graph = lower(model, x_cal)
-    cmp = compare(graph, chips, x, y, on_chunk=tick, **timing)
+    cmp = compare(graph, chips, x, y, modes=item["modes"], on_chunk=tick, **timing)
     paper = paper_estimate(model, x, graph=graph)
     reports = fit_reports(graph, real)
     d = write_report(Path(out) / name, cmp, graph=graph, model_name=name, workload=workload,
@@ -114,7 +122,7 @@ def _run_parallel(plan: dict, out: Path, chips: list, real: list, jobs: int, bar
 
 
 def _run_all(args, plan: dict, out: Path, chips: list, real: list, jobs: int) -> dict:
-    total = sum(RUNS_PER_MODEL * it["n"] for it in plan.values())
+    total = sum(len(it["modes"]) * it["n"] for it in plan.values())
     with progress_bar(args, total, f"demo: {len(plan)} models, {jobs} job(s)") as bar:
         if jobs > 1:
             return _run_parallel(plan, out, chips, real, jobs, bar)
@@ -204,7 +212,7 @@ def _driver_note(results: dict, names: list) -> list[str]:
 
 
 def _summary_md(args, names: list, results: dict, summary: list, ratios: list, chips: list,
-                plot: Path, wl: str) -> str:
+                plot: Path, wl: str, notes: list) -> str:
     """runs/demo/summary.md: the tables, the plot, the fit on the real chips, the reports."""
     from neurosim.report.markdown import summarise_violations
     md = [f"# neurosim demo: {len(names)} models on {wl} (the same first {args.n} test inputs "
@@ -214,8 +222,8 @@ def _summary_md(args, names: list, results: dict, summary: list, ratios: list, c
           "with the chips' energy tables and static power models (dynamic and static shown "
           "apart; power = energy / latency); the paper-mode column is the seed papers' "
           "convention (45 nm fp32 E_AC / E_MAC on SOPs).", "",
-          _md_summary(summary), "",
-          "## Sync vs async energy", "",
+          _md_summary(summary), ""] + [f"{t}." for t in notes] + [
+          "", "## Sync vs async energy", "",
           f"{chips[0]}/sync over {chips[-1]}/async-windowed (the same spikes, the same "
           "inputs). *ratio*: "
           "energy per inference under each chip's default power gating; *dynamic only*: "
@@ -249,7 +257,9 @@ def cmd_demo(args) -> int:
     chips, real = chip_list(DEFAULT_CHIPS), chip_list(REAL_CHIPS)
     out = Path(args.out)
     t0 = time.perf_counter()
-    plan = _demo_plan(paths, args.n)
+    plan = _demo_plan(paths, args.n, args.free_on_events)
+    skipped = [k for k, it in plan.items() if "async-free" not in it["modes"]]
+    skip_note = [FREE_SKIPPED.format(names=", ".join(skipped))] if skipped else []
     names = list(plan)
     jobs = max(1, min(args.jobs or (os.cpu_count() or 1), len(names)))
     results = _run_all(args, plan, out, chips, real, jobs)
@@ -261,15 +271,16 @@ def cmd_demo(args) -> int:
                                     f"{'/'.join(map(str, ns))} test inputs")
     wl = ", ".join(sorted({results[n]["workload"] for n in names}))
     (out / "summary.md").write_text(_summary_md(args, names, results, summary, ratios, chips,
-                                                plot, wl))
+                                                plot, wl, skip_note))
     wall = time.perf_counter() - t0
-    payload = {"n": args.n, "rows": summary, "ratios": {n: results[n]["ratios"] for n in names},
+    payload = {"n": args.n, "rows": summary, "notes": skip_note, "ratios": {n: results[n]["ratios"] for n in names},
                "report_dirs": {n: results[n]["dir"] for n in names},
                "summary": str(out / "summary.md"), "wall_s": wall, "jobs": jobs,
                "fit": {n: {c: [v["message"] for v in m["violations"]]
                            for c, m in results[n]["fit"].items()} for n in names}}
     lines = [f"neurosim demo: {len(names)} models on {wl}, the same first {args.n} test inputs "
-             f"in every run; chips {', '.join(chips)}", "", format_table(summary), "",
+             f"in every run; chips {', '.join(chips)}", "", format_table(summary)] + skip_note + [
+             "",
              f"sync vs async energy per inference, {chips[0]}/sync over {chips[-1]}/"
              "async-windowed (the same inputs and spikes): ratio under each chip's default "
              "power gating, dynamic energy alone, and with both chips under each policy:", "",

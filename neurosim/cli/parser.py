@@ -277,7 +277,8 @@ def _add_demo(sub) -> None:
     sp = _add(sub, "demo", Command("demo", "cmd_demo"), "run the shipped checkpoints on the "
               "scaled chips and write reports (what `make demo` runs)",
               desc="Lower every shipped checkpoint, run the same first --n test inputs on "
-                   "tianjic-x16 (sync) and speck-xl (async, windowed and free-running), compare, "
+                   "tianjic-x16 (sync) and speck-xl (async, windowed and free-running; free-running "
+                   "on event workloads only with --free-on-events), compare, "
                    "and write reports and plots to runs/demo/<model>/ plus runs/demo/summary.md; "
                    "print the sync/async energy ratio with its dynamic and static parts and "
                    "under each power-gating policy; also explain why each model does not fit "
@@ -289,6 +290,9 @@ def _add_demo(sub) -> None:
                     help="models simulated in parallel processes (default: one per CPU core)")
     sp.add_argument("--checkpoints", metavar="DIR", default=None,
                     help="use the *.safetensors checkpoints in DIR instead of the shipped ones")
+    sp.add_argument("--free-on-events", action="store_true",
+                    help="also run free-running mode on the event workloads (several seconds "
+                         "per input: minutes more)")
     output_args(sp, "print the summary as JSON", "no progress bars or summary")
 
 
