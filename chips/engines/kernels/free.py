@@ -36,6 +36,21 @@ def requantize(addr, same, absv, dv, x, q, in_scale, lo, hi, dq):
         q[a] = v
 
 
+@njit(cache=True, inline="always")
+def _integrate(n, ti, j, co, dacc, acc, scale, bias, val, out_t, out_addr, out_abs, out_dv):
+    """Add ``dacc`` to accumulator ``j`` (output channel ``co``), re-evaluate its value
+    (``acc * scale + bias``) and write output event ``n`` (time, address, new value, change);
+    returns n + 1."""
+    acc[j] += dacc
+    new = np.float64(acc[j]) * scale[co] + bias[co]
+    out_t[n] = ti
+    out_addr[n] = j
+    out_abs[n] = new
+    out_dv[n] = new - val[j]
+    val[j] = new
+    return n + 1
+
+
 @njit(cache=True)
 def conv_events(t, addr, cnt, Ci, W, w_cl, stride, pad, groups, Ho, Wo, Co, co_lo, co_hi,
                 acc, scale, bias, val, out_t, out_addr, out_abs, out_dv):
@@ -79,15 +94,8 @@ def conv_events(t, addr, cnt, Ci, W, w_cl, stride, pad, groups, Ho, Wo, Co, co_l
                     w = w_cl[ky, kx, cin, co]
                     if w == 0:
                         continue
-                    j = base + co
-                    acc[j] += c * w
-                    new = np.float64(acc[j]) * scale[co] + bias[co]
-                    out_t[n] = t[i]
-                    out_addr[n] = j
-                    out_abs[n] = new
-                    out_dv[n] = new - val[j]
-                    val[j] = new
-                    n += 1
+                    n = _integrate(n, t[i], base + co, co, c * w, acc, scale, bias, val,
+                                   out_t, out_addr, out_abs, out_dv)
     return n
 
 
@@ -106,14 +114,8 @@ def linear_events(t, idx, cnt, w_t, co_lo, co_hi, acc, scale, bias, val, out_t, 
             w = w_t[row, co]
             if w == 0:
                 continue
-            acc[co] += c * w
-            new = np.float64(acc[co]) * scale[co] + bias[co]
-            out_t[n] = t[i]
-            out_addr[n] = co
-            out_abs[n] = new
-            out_dv[n] = new - val[co]
-            val[co] = new
-            n += 1
+            n = _integrate(n, t[i], co, co, c * w, acc, scale, bias, val, out_t, out_addr,
+                           out_abs, out_dv)
     return n
 
 
