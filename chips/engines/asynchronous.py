@@ -55,12 +55,15 @@ from neurosim.ir import graph as G
 from chips.engines.async_links import Network
 from chips.engines.base import Engine, SampleRun, Tally
 from chips.engines.executors import CAT, ConvExec, LinearExec, NeuronExec, part_sums
+from chips.engines.kernels import windowed as KW
 
 OVERFLOW = ("stall", "drop")
 SLICE_LATENCIES = 10          # default free-running slice, in per-layer event latencies
 ASYNC_MODES = ("windowed", "free")
+WINDOWED_SCHEDULES = ("batched", "simpy")
 REALISATIONS = ("token", "timeout")
 INPUT_ORDERS = ("raster", "saliency")
+_ONE = np.ones(1)
 
 
 def _duration(name: str, v) -> float:
@@ -77,11 +80,18 @@ class AsyncEngine(Engine):
                  overflow: str = "stall", input_window_s: float | None = None,
                  link_events_per_s: float | None = None, settle_ns: float | None = None,
                  realisation: str | None = None, input_order: str = "raster",
-                 slice_ns: float | None = None, trace_fifo: bool = False, **kw):
+                 slice_ns: float | None = None, trace_fifo: bool = False,
+                 windowed_schedule: str = "batched", **kw):
         super().__init__(graph, chip, mapping, **kw)
         t = chip.timing
         if async_mode not in ASYNC_MODES:
             raise ValueError(f"async_mode must be 'windowed' or 'free', got {async_mode!r}")
+        if windowed_schedule not in WINDOWED_SCHEDULES:
+            raise ValueError(f"windowed_schedule must be one of {WINDOWED_SCHEDULES}, "
+                             f"got {windowed_schedule!r}")
+        self.windowed_schedule = windowed_schedule
+        self._wplan = None            # async_windowed_batch.WindowedPlan, built at first use
+        self._nonzeros = (None, None)  # channel_nonzeros: (last array, its counts)
         if overflow not in OVERFLOW:
             raise ValueError(f"overflow must be one of {OVERFLOW}, got {overflow!r}")
         realisation = realisation or t.free_realisation or "token"
@@ -145,6 +155,15 @@ class AsyncEngine(Engine):
         self.core_part = {n: {c: [i for i, p in enumerate(self.parts[n]) if p[0] == c]
                               for c in dict.fromkeys(self.part_cores[n].tolist())}
                           for n in self.parts}
+        # parts grouped by core (core_part order): (order of the parts, first of each core),
+        # (None, None) when every core holds one part, in order
+        self.core_runs = {}
+        for n, cp in self.core_part.items():
+            perm = [i for idx in cp.values() for i in idx]
+            one = perm == list(range(len(perm))) and len(cp) == len(perm)
+            self.core_runs[n] = (None, None) if one else (
+                np.array(perm, np.int64),
+                np.cumsum([0] + [len(idx) for idx in cp.values()])[:-1].astype(np.int64))
         self.dest: dict = {}          # (u, i, v) -> [(core, need mask [C_u] uint8)]
         self.fans: dict = {}          # (v, port, core) -> (fan_pos, fan_ch)
         for v in self.order:
@@ -175,94 +194,135 @@ class AsyncEngine(Engine):
     def ssc_fan(self, v: str, x: np.ndarray, c0: int, c1: int) -> np.ndarray | None:
         """SSC conv ``v``: per input position, the active sites an event there reaches (the
         box sum of the batch's active mask), replacing the static taps; None otherwise."""
+        nb = self.ssc_fan_batch(v, x[None], c0, c1)
+        return None if nb is None else nb[0]
+
+    def ssc_fan_batch(self, v: str, x: np.ndarray, c0: int, c1: int) -> np.ndarray | None:
+        """:meth:`ssc_fan` of B inputs ``x`` [B, H, W, C]: [B, H * W] or None."""
         op = self.graph.op(v)
         if not (isinstance(op, G.Conv) and op.ssc):
             return None
         act = (x[..., c0:c1] != 0).any(axis=-1).astype(np.float64)
         k, p = op.kernel, op.padding
-        nb = sliding_window_view(np.pad(act, p), (k, k)).sum(axis=(2, 3))
-        return np.ascontiguousarray(nb.reshape(-1))
+        nb = sliding_window_view(np.pad(act, ((0, 0), (p, p), (p, p))), (k, k),
+                                 axis=(1, 2)).sum(axis=(3, 4))
+        return np.ascontiguousarray(nb.reshape(x.shape[0], -1))
 
     # -------------------------------------------------------------------------- accounting
+    # One input is a batch of one (``[None]``): the SimPy path and the batched path
+    # (``async_windowed_batch``) share these functions.
     def touched(self, v: str, ins: list[np.ndarray], prev_in: np.ndarray | None) -> np.ndarray:
         """Neurons of population ``v`` that received input this window, per part (x D for
         SFA); ``prev_in``: the spike input of ``v``'s projection, when it has one."""
+        return self.touched_batch(v, [a[None] for a in ins],
+                                  None if prev_in is None else prev_in[None])[0]
+
+    def touched_batch(self, v: str, ins: list, prev_in: np.ndarray | None) -> np.ndarray:
+        """:meth:`touched` of B inputs (``ins`` and ``prev_in`` [B, ...]): [B, parts]."""
         op = self.graph.op(v)
         (u,) = self.inputs_of[v]
         uop = self.graph.op(u)
-        per_c = None
+        B = ins[0].shape[0]
         if isinstance(uop, G.Linear) and prev_in is not None:
-            hit = np.full(op.shape, bool(np.any(prev_in)))
+            hit = prev_in.reshape(B, -1).any(axis=1).astype(np.int64)
+            per_c = np.repeat(hit[:, None] * (op.size // op.channels), op.channels, axis=1)
         elif isinstance(uop, G.Conv) and prev_in is not None:
             k, s, p, g = uop.kernel, uop.stride, uop.padding, uop.groups
-            cg, og = uop.in_shape[0] // g, op.channels // g
-            act = (prev_in != 0).reshape(prev_in.shape[:2] + (g, cg)).any(axis=3)
-            pad = np.pad(act.astype(np.int64), ((p, p), (p, p), (0, 0)))
-            win = sliding_window_view(pad, (k, k), axis=(0, 1))[::s, ::s].sum(axis=(-1, -2)) > 0
-            per_c = np.repeat(win.sum(axis=(0, 1)), og)            # per output channel
+            og = op.channels // g
+            win = np.zeros((B, g), np.int64)          # output sites a window of spikes reaches
+            KW.touched_windows(np.ascontiguousarray(prev_in, np.float64), g, k, s, p,
+                               op.shape[1], op.shape[2], win)
+            per_c = np.repeat(win, og, axis=1)                      # per output channel
         else:
-            hit = ins[0] != 0
-        if per_c is None:
-            per_c = hit.reshape(-1, op.channels).sum(axis=0)
+            per_c = self.channel_nonzeros(ins[0])
         D = op.D if op.model == "sfa" else 1
         return part_sums(per_c, self.execs[v].starts) * D
 
     def graded_ops(self, v: str, x: np.ndarray) -> np.ndarray:
         """MACs per part of a graded input ``x`` of projection ``v``: nonzero quantized values
         only (an event-driven chip receives no event for a zero)."""
+        return self.graded_ops_batch(v, x[None])[0]
+
+    def graded_ops_batch(self, v: str, x: np.ndarray) -> np.ndarray:
+        """:meth:`graded_ops` of B inputs ``x`` [B, ...]: [B, parts]."""
         e, op = self.execs[v], self.graph.op(v)
-        q = np.clip(np.rint(x / op.in_scale), -(2.0 ** (op.in_bits - 1)),
-                    2.0 ** (op.in_bits - 1) - 1)
-        nz = (q != 0)
-        if isinstance(e, ConvExec):
-            C = x.shape[-1]
-            per_c = e.taps @ nz.reshape(-1, C).astype(np.float64)
+        B, C = x.shape[0], x.shape[-1]
+        conv = isinstance(e, ConvExec)
+        per_c = np.empty((B, C))                          # taps (conv) or 1 per nonzero value
+        KW.quantized_nonzero_taps(np.ascontiguousarray(x, np.float64).reshape(B, -1, C),
+                                  float(op.in_scale), -(2.0 ** (op.in_bits - 1)),
+                                  2.0 ** (op.in_bits - 1) - 1, e.taps if conv else _ONE, per_c)
+        if conv:
             return np.rint(per_c @ e.overlap).astype(np.int64)
-        return int(np.count_nonzero(nz)) * e.widths
+        return np.rint(per_c.sum(axis=1)).astype(np.int64)[:, None] * e.widths
 
     def event_counts(self, v: str, ins, c: np.ndarray, prev_in=None) -> None:
         """Replace the sync engine's clocked accounting of one step of ``v`` by event-driven
         accounting: nonzero graded inputs only, membrane traffic per synaptic op (Speck) and
         neuron updates of the neurons that received input."""
+        self.event_counts_batch(v, [a[None] for a in ins], c[None],
+                                None if prev_in is None else prev_in[None])
+
+    def event_counts_batch(self, v: str, ins, c: np.ndarray, prev_in=None) -> None:
+        """:meth:`event_counts` of B inputs (``c`` [B, parts, categories])."""
         e = self.execs[v]
         if isinstance(e, (ConvExec, LinearExec)):
             if e.graded and not e.events_in:
-                ops = self.graded_ops(v, ins[0])
-                c[:, CAT["mac"]] = ops
-                c[:, CAT["weight_reads"]] = ops
+                ops = self.graded_ops_batch(v, ins[0])
+                c[..., CAT["mac"]] = ops
+                c[..., CAT["weight_reads"]] = ops
             if self.chip.core.membrane_rmw_per_synop:
-                syn = c[:, CAT["ac"]] + c[:, CAT["mac"]]
-                c[:, CAT["membrane_reads"]] += syn
-                c[:, CAT["membrane_writes"]] += syn
+                syn = c[..., CAT["ac"]] + c[..., CAT["mac"]]
+                c[..., CAT["membrane_reads"]] += syn
+                c[..., CAT["membrane_writes"]] += syn
             return
         if not isinstance(e, NeuronExec):
             return
-        touched = self.touched(v, ins, prev_in)
-        c[:, CAT["neuron_updates"]] = touched
-        c[:, CAT["membrane_writes"]] = touched
+        touched = self.touched_batch(v, ins, prev_in)
+        c[..., CAT["neuron_updates"]] = touched
+        c[..., CAT["membrane_writes"]] = touched
         # with rmw the synapses already read the membrane; else the update reads it once
-        c[:, CAT["membrane_reads"]] = 0 if self.chip.core.membrane_rmw_per_synop else touched
+        c[..., CAT["membrane_reads"]] = 0 if self.chip.core.membrane_rmw_per_synop else touched
 
-    def route_counts(self, u: str, val: np.ndarray, counts: np.ndarray) -> int:
-        """As ``Engine.route_counts``, but a graded source sends only its nonzero values."""
+    def route_counts_batch(self, u: str, val: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """As ``Engine.route_counts_batch``, but a graded source sends only its nonzero
+        values."""
         if self.sends[u] == "spike" or u not in self.routes:
-            return super().route_counts(u, val, counts)
-        C = val.shape[-1]
-        per_c = np.count_nonzero(val.reshape(-1, C), axis=0).astype(np.int64)
-        starts, longest = self.execs[u].starts, 0
+            return super().route_counts_batch(u, val, counts)
+        B = val.shape[0]
+        per_c = self.channel_nonzeros(val)
+        starts, longest = self.execs[u].starts, np.zeros(B, np.int64)
         for r in self.routes[u]:
             msgs, hops, far = r[0], r[1], r[-1]
             m = per_c * msgs
-            counts[:, CAT["graded_messages"]] += part_sums(m, starts)
-            counts[:, CAT["graded_hops"]] += part_sums(per_c * hops, starts)
-            if m.any():
-                longest = max(longest, far)
+            counts[..., CAT["graded_messages"]] += part_sums(m, starts)
+            counts[..., CAT["graded_hops"]] += part_sums(per_c * hops, starts)
+            longest = np.where(m.any(axis=1), np.maximum(longest, far), longest)
         return longest
+
+    def channel_nonzeros(self, val: np.ndarray) -> np.ndarray:
+        """Nonzero values per input and channel of ``val`` [B, ..., C] (int64 [B, C]); the
+        last array asked for is remembered (a graded output is counted for its routes, then
+        again as its consumer neurons' input)."""
+        if self._nonzeros[0] is not val:
+            B, C = val.shape[0], val.shape[-1]
+            out = np.empty((B, C), np.int64)
+            KW.channel_nonzeros(np.ascontiguousarray(val, np.float64).reshape(B, -1, C), out)
+            self._nonzeros = (val, out)
+        return self._nonzeros[1]
 
     def fire_seconds(self, v: str, c: np.ndarray) -> dict[int, float]:
         """Core time of a node's own work in one step (neuron updates, other adds), per core."""
-        return {core: float(c[idx, CAT["aux_ops"]].sum() + c[idx, CAT["neuron_updates"]].sum())
-                * self.service_s for core, idx in self.core_part[v].items()}
+        return dict(zip(self.core_part[v], self.fire_seconds_batch(v, c[None])[0].tolist()))
+
+    def fire_seconds_batch(self, v: str, c: np.ndarray) -> np.ndarray:
+        """:meth:`fire_seconds` of B inputs (``c`` [B, parts, categories]): [B, cores] in
+        ``core_part[v]`` order."""
+        w = c[..., CAT["aux_ops"]] + c[..., CAT["neuron_updates"]]
+        perm, starts = self.core_runs[v]
+        if perm is not None:
+            w = np.add.reduceat(w[:, perm], starts, axis=1)
+        return w.astype(np.float64) * self.service_s
 
     # -------------------------------------------------------------------------- run
     def input_window(self) -> float:
@@ -270,6 +330,35 @@ class AsyncEngine(Engine):
         if self.input_window_s is not None:
             return self.input_window_s
         return 1e-3 if self.graph.op(self.inp).kind == "spike" else 0.0
+
+    def run_batch(self, x: np.ndarray, b0: int, tally: Tally) -> list[SampleRun]:
+        """Windowed mode: the batch at once (``async_windowed_batch``) unless
+        ``windowed_schedule="simpy"``; on SimPy one input at a time (``run_one``) otherwise,
+        and for a batch the batched path hands back (drops: ``WindowedBatch.reason``)."""
+        if self.async_mode != "windowed" or self.windowed_schedule == "simpy":
+            return self._simpy_batch(x, b0, tally, None)
+        from chips.engines.async_windowed_batch import WindowedBatch
+        if not self.net.drop:
+            runs = WindowedBatch(self, x, b0, tally).run()
+        else:                         # counts go to a scratch tally until no input dropped
+            T, B = x.shape[:2]
+            scratch = Tally(self, T, B)
+            wb = WindowedBatch(self, x, b0, scratch, row0=0)
+            runs = wb.run()
+            if runs is None:
+                self._reset()
+                return self._simpy_batch(x, b0, tally, wb.reason)
+            _merge_tally(tally, scratch, b0)
+        for r in runs:
+            r.stats["schedule"] = "batched"
+        return runs
+
+    def _simpy_batch(self, x, b0: int, tally: Tally, reason: str | None) -> list[SampleRun]:
+        runs = super().run_batch(x, b0, tally)
+        for r in runs:
+            r.stats["schedule"] = "simpy"
+            r.stats["simpy_reason"] = reason
+        return runs
 
     def run_one(self, x: np.ndarray, b: int, tally: Tally) -> SampleRun:
         if self.async_mode == "windowed":
@@ -297,6 +386,11 @@ class AsyncEngine(Engine):
         if self.async_mode == "free":
             out.update(realisation=self.realisation, settle_s=self.settle_s,
                        late_events=total("late_events"), timeouts=total("timeouts"))
+        else:                         # which path produced each input's results, and why
+            paths = [s.get("schedule") for s in per_sample]
+            out["windowed_schedule"] = {p: paths.count(p) for p in WINDOWED_SCHEDULES}
+            out["simpy_reason"] = next((s["simpy_reason"] for s in per_sample
+                                        if s.get("simpy_reason")), None)
         return out
 
     def sample_stats(self) -> dict:
@@ -314,4 +408,16 @@ class AsyncEngine(Engine):
                 "core_busy_s": {int(c): float(s) for c, s in enumerate(n.busy_s) if s}}
 
 
-__all__ = ["AsyncEngine", "ASYNC_MODES", "INPUT_ORDERS", "OVERFLOW", "REALISATIONS"]
+def _merge_tally(tally: Tally, part: Tally, b0: int) -> None:
+    """Add ``part`` (a batch counted on its own, rows from 0) into ``tally`` at row ``b0``."""
+    for n, v in part.node_counts.items():
+        tally.node_counts[n] += v
+    tally.core_counts += part.core_counts
+    for n, v in part.spike_counts.items():
+        tally.spike_counts[n][b0:b0 + len(v)] += v
+    for n, v in part.spikes.items():
+        tally.spikes[n][:, b0:b0 + v.shape[1]] += v
+
+
+__all__ = ["AsyncEngine", "ASYNC_MODES", "INPUT_ORDERS", "OVERFLOW", "REALISATIONS",
+           "WINDOWED_SCHEDULES"]

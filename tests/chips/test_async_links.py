@@ -112,6 +112,8 @@ def test_burst_storm_in_free_running_mode_drops_too():
 
 
 def test_lost_event_in_a_dense_batch_breaks_conservation(monkeypatch):
+    """On the SimPy reference path, which calls the queue kernel from Python (the batched
+    path's own check: tests/chips/test_async_batched.py)."""
     real = Q.route_dense
 
     def lossy(cnt, *a):                       # one event vanishes before the queues
@@ -120,7 +122,7 @@ def test_lost_event_in_a_dense_batch_breaks_conservation(monkeypatch):
         real(cnt, *a)
     monkeypatch.setattr(Q, "route_dense", lossy)
     with pytest.raises(RuntimeError, match="lost events"):
-        _storm()
+        _storm(windowed_schedule="simpy")
 
 
 def test_fifo_occupancy_traces_are_sorted_in_time_per_core_and_keep_every_point():

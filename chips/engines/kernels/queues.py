@@ -114,12 +114,12 @@ def _admit(q, a, m, svc, depth, drop, ring, qs):
     free = qs[q, QS_FREE]
     start = a if a > free else free
     each = svc / m
-    pos = head
-    for i in range(m):
-        ring[q, pos] = start + each * (i + 1)
-        pos += 1
-        if pos == depth:
-            pos = 0
+    first = depth - head if m > depth - head else m      # slots before the ring wraps
+    for i in range(first):
+        ring[q, head + i] = start + each * (i + 1)
+    for i in range(first, m):
+        ring[q, i - first] = start + each * (i + 1)
+    pos = head + m if m < depth - head else m - first
     dep = start + svc
     qs[q, QS_COUNT] = n + m
     qs[q, QS_HEAD] = pos
@@ -224,6 +224,16 @@ def route_dense(cnt, svc_pos, porder, n_ev, t0, dur, run, path, lat, svc_link, d
     waits while its first queue is full). The schedule is computed per run of up to ``run``
     consecutive events (emitted at its first event's time, served in the sum of its events'
     service); ``dropped[p]`` receives the events of position p a full queue dropped."""
+    route_dense_into(cnt, svc_pos, porder, n_ev, t0, dur, run, path, lat, svc_link, depth,
+                     drop, ring, qs, gap, dropped, np.empty(run + 1, np.int64),
+                     np.empty(run + 1, np.int64), res, busy, trace)
+
+
+@njit(cache=True)
+def route_dense_into(cnt, svc_pos, porder, n_ev, t0, dur, run, path, lat, svc_link, depth,
+                     drop, ring, qs, gap, dropped, seg_p, seg_n, res, busy, trace):
+    """``route_dense`` with the caller's scratch for a run's segments (position, events),
+    ``seg_p`` and ``seg_n`` (int64, ``run + 1`` entries or more): no allocation per batch."""
     npos = cnt.shape[0]
     if n_ev <= 0:
         return
@@ -231,8 +241,6 @@ def route_dense(cnt, svc_pos, porder, n_ev, t0, dur, run, path, lat, svc_link, d
     sender = t0
     j = 0.0
     ordered = porder.shape[0] > 0
-    seg_p = np.empty(run + 1, np.int64)          # the run's segments: position, events
-    seg_n = np.empty(run + 1, np.int64)
     ns = 0
     m = 0
     svc_run = 0.0
