@@ -26,6 +26,8 @@ FAMILIES: dict[str, tuple[str, str]] = {
                          "Transformer v2): conv stages then SDSA transformer stages"),
     "e-spikeformer": ("models.e_spikeformer", "E-SpikeFormer (Spike-driven Transformer v3): "
                       "SFA integer neurons, E-SDSA"),
+    "vit": ("models.vit", "Vision Transformer (Dosovitskiy et al., ICLR 2021): the ANN that ECMT "
+            "converts (models.convert.ecmt)"),
 }
 
 _IN1K = "ImageNet, 224x224, 1000 classes"
@@ -77,6 +79,8 @@ MODELS: dict[str, tuple[str, str]] = {
     "e-spikeformer-l": ("e-spikeformer", f"E-SpikeFormer-L, {_IN1K}, T=1, D=4 "
                                          "(18.99M parameters published)"),
     "e-spikeformer-tiny": ("e-spikeformer", f"E-SpikeFormer, {_TINY}, T=1, D=4"),
+    "vit-tiny": ("vit", "ViT ANN, 2 blocks x 64 ch, 4 heads, 16x16x1 input (digits upsampled), "
+                        "4x4 patches, mean pooling"),
 }
 
 
@@ -110,6 +114,7 @@ PARAMETERS: dict[str, int] = {
     'spikformer-cifar-2-384': 5_762_746,
     'spikformer-cifar-4-256': 4_152_106,
     'spikformer-cifar-4-384': 9_320_122,
+    'vit-tiny': 69_834,
 }
 
 

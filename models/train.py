@@ -4,8 +4,9 @@ Inputs: static images [N, C, H, W] in [0, 1] (the model's ``Encoder`` repeats th
 event frames [N, T, P, H, W] (fed as [T, B, P, H, W]). Loss: cross-entropy on the logits.
 
 Convolution: the zoo's layers (``layers.ConvBN``, ``RepConvBN``) compute dense ``nn.Conv2d``,
-vanilla convolution (VSC); there is no spike-sparse (SSC) training path. ``fit`` records this as
-``model.neurosim_convolution = "vsc"`` and in ``TrainResult.convolution``;
+vanilla convolution (VSC), and ``fit`` trains them so (the spike-sparse (SSC) training layer
+is ``models.mim.ssc``, used by MIM pre-training, whose encoders are fine-tuned as VSC). ``fit``
+records this as ``model.neurosim_convolution = "vsc"`` and in ``TrainResult.convolution``;
 ``models.save_checkpoint`` stores it, and lowering with ``ssc=True`` warns about it
 (``models.checkpoint.SSCMismatchWarning``).
 """
@@ -47,6 +48,9 @@ class TrainConfig:
             raise ValueError(f"train lr must be > 0, got {self.lr}")
         if self.shift_px < 0:
             raise ValueError(f"train shift_px must be >= 0, got {self.shift_px}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"train label_smoothing must be in [0, 1), got "
+                             f"{self.label_smoothing}")
 
 
 @dataclass

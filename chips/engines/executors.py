@@ -24,6 +24,7 @@ from neurosim.ir import graph as G
 from neurosim.ir.counts import CATEGORIES, pool_ops
 from chips.engines import kernels as K
 from chips.engines.exec_base import CAT, Exec, add_counts, part_sums, split_total
+from chips.engines.exec_ecmt import ECMT_EXECUTORS
 from chips.engines.exec_neurons import NeuronExec
 from chips.engines.exec_synaptic import (ConvExec, LinearExec, MatmulExec, SynapticExec,
                                          check_exact)
@@ -132,6 +133,7 @@ class ReadoutExec(Exec):
 EXECUTORS = {G.Conv: ConvExec, G.Linear: LinearExec, G.Neurons: NeuronExec, G.Pool: PoolExec,
              G.SpikeMatmul: MatmulExec, G.TokenSum: TokenSumExec, G.Mask: MaskExec,
              G.TokenMean: TokenMeanExec, G.Add: AddExec, G.Readout: ReadoutExec}
+EXECUTORS.update(ECMT_EXECUTORS)          # seed ecmt: MT spikes, EC nodes (chips.engines.exec_ecmt)
 
 
 def build_executors(graph: G.Graph, parts: dict[str, list[tuple[int, int]]],

@@ -164,6 +164,24 @@ def _build_layers(graph: G.Graph, chip: ChipSpec | None = None
     return layers, layer_of, anchor
 
 
+def ecmt_state(graph: G.Graph, n: str, k: int) -> tuple[int, int]:
+    """(neurons, other state words) of ``k`` output channels of an ECMT node (seed ecmt):
+    MTSpikes one membrane per 2n output channels and position; ExpectationEC two words per
+    element (S and T F(S/T)); MatMulEC its S_K elements plus its channels' share of the
+    operand sums S_A, S_B (one word per operand element); AddConst none (its constants are
+    stored like a bias)."""
+    op = graph.op(n)
+    H, W = _hw(op.shape)
+    if isinstance(op, G.MTSpikes):
+        return -(-k // (2 * op.levels)) * H * W, 0
+    if isinstance(op, G.ExpectationEC):
+        return 0, 2 * k * H * W
+    if isinstance(op, G.MatMulEC):
+        ops = sum(int(np.prod(graph.op(u).shape)) for u in graph.inputs(n)) // (2 * op.levels)
+        return 0, k * H * W + -(-ops * k // op.channels)
+    return 0, 0
+
+
 class _Needs:
     """Resource needs of layer parts on a given chip (pure functions of the channel range)."""
 
@@ -256,6 +274,8 @@ class _Needs:
                 else:
                     heads = (c1 - 1) // d - c0 // d + 1      # heads touched by [c0, c1)
                     extra_state = heads * (H * W) ** 2
+        elif isinstance(op, G.ECMT_TYPES):
+            neurons, extra_state = ecmt_state(self.graph, n, k)
         if self.flat:
             return {"neurons": neurons,
                     "weight_bytes": -(-weights * self.wbits // 8),

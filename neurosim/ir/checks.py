@@ -37,3 +37,5 @@ def check_node(op: "G.Node", ins: list["G.Node"], kinds: list[str]) -> None:
     elif isinstance(op, G.TokenMean):
         need(len(shapes[0]) == 3 and op.shape == (shapes[0][0],),
              f"maps (C, H, W) to (C,), got {shapes[0]} -> {op.shape}")
+    elif hasattr(op, "check_inputs"):            # node types that check their own inputs
+        op.check_inputs(shapes, kinds, need)

@@ -15,7 +15,8 @@ import numpy as np
 from neurosim.ir.checks import check_node
 from neurosim.ir.ops import (  # noqa: F401  (re-exported: ``G.Conv`` etc. with ``G`` this module)
     EDGE_KINDS, NEURON_MODELS, NEURON_TYPES, NODE_TYPES, WEIGHTED_TYPES, Add, Conv, GraphError,
-    Input, Linear, Mask, Neurons, Node, Pool, Readout, SpikeMatmul, TokenMean, TokenSum)
+    Input, Linear, Mask, Neurons, Node, Pool, Readout, SpikeMatmul, TokenMean, TokenSum,
+    AddConst, ECMT_TYPES, ExpectationEC, MatMulEC, MTSpikes)
 
 
 # ----------------------------------------------------------------------------- graph

@@ -482,3 +482,158 @@ NEURON_TYPES = (Neurons,)
 WEIGHTED_TYPES = (Conv, Linear)
 
 
+
+
+# ----------------------------------------------------------------------------- ECMT (seed ecmt)
+@_node_type
+@dataclass(eq=False)
+class MTSpikes(Node):
+    """Multi-threshold neurons with one-hot 2n-channel spike output (seed ecmt eq. 19-25).
+
+    Input graded, shape ``in_shape`` = (C, ...); output spikes (C * 2n, ...): channel
+    c * 2n + p fires for level lambda_p = theta_pos[c] 2^p (p < n) or -theta_neg[c] 2^(p-n).
+    The membrane (input units) starts at 0, integrates x, fires the largest level reached
+    (V >= lambda - theta/2 on either sign) and subtracts it; it saturates to
+    [-2^(b-1), 2^(b-1) - 1] * ``v_lsb`` (counted)."""
+
+    in_shape: tuple = ()
+    levels: int = 1
+    theta_pos: np.ndarray = None
+    theta_neg: np.ndarray = None
+    state_bits: int = 32
+    v_lsb: float = 1.0
+    out_kind: ClassVar = "spike"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.levels < 1:
+            self.fail(f"levels must be >= 1, got {self.levels}")
+        C = self.in_shape[0] if self.in_shape else 0
+        if not self.in_shape or self.shape != (C * 2 * self.levels,) + tuple(self.in_shape[1:]):
+            self.fail(f"output shape {self.shape} must be (C * 2n, ...) of in_shape "
+                      f"{self.in_shape} with n = {self.levels}")
+        for k in ("theta_pos", "theta_neg"):
+            a = _real(self, k, getattr(self, k) if getattr(self, k) is not None
+                      else np.ones(C), np.float64)
+            if a.shape != (C,) or not np.all(np.isfinite(a)) or not np.all(a > 0):
+                self.fail(f"{k} must hold {C} positive finite thresholds, got {a}")
+            setattr(self, k, a)
+        if not 2 <= self.state_bits <= 64 or not self.v_lsb > 0:
+            self.fail(f"state_bits must be in 2..64 and v_lsb > 0, got {self.state_bits}, "
+                      f"{self.v_lsb}")
+
+    @property
+    def v_range(self) -> tuple[float, float]:
+        half = 2.0 ** (self.state_bits - 1)
+        return -half * self.v_lsb, (half - 1) * self.v_lsb
+
+    def check_inputs(self, shapes, kinds, need) -> None:
+        need(shapes[0] == self.in_shape, f"expects input shape {self.in_shape}")
+
+
+EC_FORMS = ("qk", "av")
+EC_FUNCTIONS = ("softmax", "gelu", "layernorm")
+
+
+@_node_type
+@dataclass(eq=False)
+class MatMulEC(Node):
+    """Matrix-Product expectation compensation (seed ecmt eq. 16-18) of two MTSpikes outputs
+    a (port 0) and b (port 1), each one threshold pair (theta_pos, theta_neg) for all channels,
+    n = ``levels``; ``heads`` of d channels. Form "qk": a, b token maps (h d 2n, H, W) ->
+    (h, N, N), out[h, i, j] = scale O(sum_c a[h, c, i] b[h, c, j]); form "av": a attention
+    maps (h 2n, N, N), b a token map (h d 2n, H, W) -> (h d, H, W), out[h d + c, i] =
+    scale O(sum_j a[h, i, j] b[h, c, j]); tokens N = H W in row-major order. The products and
+    sums S_A, S_B, S_K are exact integers in units of the operands' level grids (semantics)."""
+
+    form: str = "qk"
+    heads: int = 1
+    levels: int = 1
+    a_theta_pos: float = 1.0
+    a_theta_neg: float = 1.0
+    b_theta_pos: float = 1.0
+    b_theta_neg: float = 1.0
+    scale: float = 1.0
+    n_inputs: ClassVar = (2, 2)
+    out_kind: ClassVar = "graded"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.form not in EC_FORMS:
+            self.fail(f"form must be one of {EC_FORMS}, got {self.form!r}")
+        if self.heads < 1 or self.levels < 1:
+            self.fail(f"heads and levels must be >= 1, got {self.heads}, {self.levels}")
+        th = (self.a_theta_pos, self.a_theta_neg, self.b_theta_pos, self.b_theta_neg)
+        if not all(t > 0 for t in th) or not np.isfinite(self.scale) or self.scale == 0:
+            self.fail(f"thresholds must be > 0 and scale finite and non-zero, got {th}, "
+                      f"{self.scale}")
+
+    def check_inputs(self, shapes, kinds, need) -> None:
+        a, b = shapes
+        m, h = 2 * self.levels, self.heads
+        need(all(k == "spike" for k in kinds), "needs MT spike inputs on both ports")
+        need(len(a) == 3 and len(b) == 3, "inputs must be (C, H, W) maps")
+        if self.form == "qk":
+            N = a[1] * a[2]
+            need(a == b and a[0] % (m * h) == 0, "q and k must share a (h d 2n, H, W) shape")
+            need(self.shape == (h, N, N), f"output must be {(h, N, N)}")
+        else:
+            N = b[1] * b[2]
+            need(a == (h * m, N, N), f"attention input must be {(h * m, N, N)}")
+            need(b[0] % (m * h) == 0 and self.shape == (b[0] // m,) + tuple(b[1:]),
+                 f"output must be {(b[0] // m,) + tuple(b[1:])}")
+
+
+@_node_type
+@dataclass(eq=False)
+class ExpectationEC(Node):
+    """General expectation compensation (seed ecmt eq. 15) around ``fn``: O(t) =
+    t F(S(t)/t) - (t-1) F(S(t-1)/(t-1)), S the sum of the inputs so far. F: "softmax" over
+    the last axis (W), "gelu" (exact, erf), "layernorm" over the channels at each position
+    (per-channel ``weight`` and ``bias``, ``eps``); float64 (``semantics.ec_function``)."""
+
+    fn: str = "gelu"
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    eps: float = 1e-5
+    out_kind: ClassVar = "graded"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.fn not in EC_FUNCTIONS:
+            self.fail(f"fn must be one of {EC_FUNCTIONS}, got {self.fn!r}")
+        if self.fn == "layernorm":
+            C = self.channels
+            for k in ("weight", "bias"):
+                a = _real(self, k, getattr(self, k) if getattr(self, k) is not None
+                          else np.full(C, 1.0 if k == "weight" else 0.0), np.float64)
+                if a.shape != (C,) or not np.all(np.isfinite(a)):
+                    self.fail(f"{k} must hold {C} finite values")
+                setattr(self, k, a)
+            if not self.eps > 0:
+                self.fail(f"eps must be > 0, got {self.eps}")
+
+    def check_inputs(self, shapes, kinds, need) -> None:
+        need(shapes[0] == self.shape, f"expects input shape {self.shape}")
+
+
+@_node_type
+@dataclass(eq=False)
+class AddConst(Node):
+    """x + ``values``, a constant of the node's shape (e.g. a position embedding), float64."""
+
+    values: np.ndarray = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        v = _real(self, "values", self.values if self.values is not None
+                  else np.zeros(self.shape), np.float64)
+        if v.shape != self.shape or not np.all(np.isfinite(v)):
+            self.fail(f"values must be finite and shaped {self.shape}, got {v.shape}")
+        self.values = v
+
+    def check_inputs(self, shapes, kinds, need) -> None:
+        need(shapes[0] == self.shape, f"expects input shape {self.shape}")
+
+
+ECMT_TYPES = (MTSpikes, MatMulEC, ExpectationEC, AddConst)

@@ -11,7 +11,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from neurosim.ir import graph as G
-from neurosim.ir.semantics import _ch, conv_int, input_ticks, neuron_step, quantize, ssc_mask
+from neurosim.ir.semantics import (_ch, conv_int, ec_step, input_ticks, matmul_ec_step,
+                                   mt_spikes_step, neuron_step, quantize, ssc_mask)
 
 
 # ----------------------------------------------------------------------------- results
@@ -130,6 +131,28 @@ def _readout(op, ins, kinds, st):
 EVAL = {G.Conv: _conv, G.Linear: _linear, G.Pool: _pool, G.Neurons: _neurons,
         G.SpikeMatmul: _matmul, G.TokenSum: _token_sum, G.Mask: _mask,
         G.TokenMean: _token_mean, G.Add: _add, G.Readout: _readout}
+
+
+# ECMT nodes (seed ecmt): the state of each (membranes, EC sums) lives in ``st.v``
+def _mt_spikes(op, ins, kinds, st):
+    v = st.v.get(op.name)
+    out, st.v[op.name], n = mt_spikes_step(op, np.zeros_like(ins[0]) if v is None else v, ins[0])
+    st.count(op.name, n)
+    return out
+
+
+def _matmul_ec(op, ins, kinds, st):
+    out, st.v[op.name], _ = matmul_ec_step(op, st.v.get(op.name), ins[0], ins[1])
+    return out
+
+
+def _expectation_ec(op, ins, kinds, st):
+    out, st.v[op.name] = ec_step(op, st.v.get(op.name), ins[0])
+    return out
+
+
+EVAL.update({G.MTSpikes: _mt_spikes, G.MatMulEC: _matmul_ec, G.ExpectationEC: _expectation_ec,
+             G.AddConst: lambda op, ins, kinds, st: ins[0] + op.values})
 
 
 # ----------------------------------------------------------------------------- driver
