@@ -197,6 +197,14 @@ class Block(nn.Module):
         return x + self.mlp(x)
 
 
+def _block_neuron(neuron: dict | None, block: dict) -> NeuronConfig:
+    """One block's neuron settings: the model's ``neuron`` dict with ``block`` laid over it."""
+    if not isinstance(block, dict):
+        raise TypeError(f"block_neurons entries must be dicts of NeuronConfig fields, got "
+                        f"{type(block).__name__}")
+    return neuron_config({**(neuron or {}), **block})
+
+
 def init_trunc_normal(model: nn.Module, types: tuple, std: float = 0.02) -> None:
     """The repos' ``_init_weights``: truncated-normal weights (std 0.02), zero biases."""
     for m in model.modules():
@@ -216,29 +224,35 @@ class Spikformer(nn.Module):
     ``qkv_bias`` bias on the q/k/v layers (False in ``imagenet/model.py`` and the root
     ``model.py``; the older ``cifar10/model.py`` used biased Linear layers); ``attn_scale`` and
     ``attn_v_th`` the SSA scale and attention-neuron threshold; ``neuron`` NeuronConfig fields.
+    ``heads`` and ``mlp_ratio`` may also be one entry per block, and ``block_neurons`` one dict
+    of NeuronConfig fields per block laid over ``neuron`` for that block's neurons (the
+    attention neuron keeps ``attn_v_th``): the per-block searches of Auto-Spikformer.
     Output: logits [B, num_classes] = Linear(mean over T of the token mean).
     """
 
     def __init__(self, img_size: int = 224, in_channels: int = 3, num_classes: int = 1000,
-                 T: int = 4, dims: int = 512, depths: int = 8, heads: int = 8,
-                 mlp_ratio: float = 4.0, pool_stages=(0, 1, 2, 3), qkv_bias: bool = False,
-                 attn_scale: float = 0.125, attn_v_th: float = 0.5, neuron: dict | None = None):
+                 T: int = 4, dims: int = 512, depths: int = 8, heads=8,
+                 mlp_ratio=4.0, pool_stages=(0, 1, 2, 3), qkv_bias: bool = False,
+                 attn_scale: float = 0.125, attn_v_th: float = 0.5, neuron: dict | None = None,
+                 block_neurons: list | None = None):
         super().__init__()
         pool_stages = [int(s) for s in pool_stages]
+        heads = per_block(heads, int(depths), "heads", int)
+        mlp_ratio = per_block(mlp_ratio, int(depths), "mlp_ratio", float)
         check_transformer_args(img_size=img_size, in_channels=in_channels,
                                num_classes=num_classes, dims=dims, depths=depths,
-                               heads=[int(heads)], mlp_ratio=[float(mlp_ratio)],
-                               pool_stages=pool_stages)
+                               heads=heads, mlp_ratio=mlp_ratio, pool_stages=pool_stages)
         cfg = neuron_config(neuron)
+        blocks = per_block(block_neurons if block_neurons is not None else {}, int(depths),
+                           "block_neurons", lambda d: _block_neuron(neuron, d))
         self.img_size, self.num_classes = int(img_size), int(num_classes)
         self.token_grid = token_grid(img_size, pool_stages)
         self.encoder = Encoder(T)
         self.stem = SPS(in_channels, dims, pool_stages, cfg, style="spikformer")
         self.blocks = nn.ModuleList(
-            Block(SSA(dims, int(heads), cfg, scale=attn_scale, attn_v_th=attn_v_th,
-                      qkv_bias=qkv_bias),
-                  MLP(dims, float(mlp_ratio), cfg))
-            for _ in range(int(depths)))
+            Block(SSA(dims, h, c, scale=attn_scale, attn_v_th=attn_v_th, qkv_bias=qkv_bias),
+                  MLP(dims, r, c))
+            for h, r, c in zip(heads, mlp_ratio, blocks))
         self.token_mean = TokenMean()
         self.time_mean = TimeMean()
         self.head = nn.Linear(dims, num_classes)

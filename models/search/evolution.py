@@ -23,6 +23,16 @@ Scores are maximised (the paper ranks by FLOPs, larger predicting higher accurac
 of one generation are scored together (``score(list of Arch) -> list of float``), so a caller
 can spread expensive scores over workers; the search itself is a single thread of
 ``random.Random(seed)`` draws.
+
+Population-relative fitness (Auto-Spikformer's F_AEB min-max scales energy and accuracy over
+the candidates): with ``fitness``, ``score`` returns one raw evaluation per candidate (any
+JSON-able value) and ``fitness(raw values of every candidate scored so far, in scoring order)
+-> list of float`` is recomputed after every generation; parents are the best under the
+fitness of that moment, and the result ranks every candidate by the fitness over all of them.
+
+The search only asks the space for ``sample(rng)``, ``mutate(parent, rng, m_prob, s_prob)``
+and ``crossover(p1, p2, rng)`` and the candidates for ``key`` and ``depth``, so other spaces
+(``models.search.autospikformer``) run through the same loop.
 """
 from __future__ import annotations
 
@@ -48,6 +58,7 @@ class SearchResult:
     scored: list = field(default_factory=list)        # [(Arch, score)] in scoring order
     history: list = field(default_factory=list)
     settings: dict = field(default_factory=dict)
+    raw: dict = field(default_factory=dict)           # key -> raw evaluation (with fitness)
 
     def ranked(self) -> list:
         """[(Arch, score)] best first (ties by key)."""
@@ -66,8 +77,10 @@ class SearchResult:
 
 class _Search:
     def __init__(self, legality: Legality, score, rng: random.Random, m_prob: float,
-                 s_prob: float):
-        self.legal, self.space, self.score_fn = legality, legality.space, score
+                 s_prob: float, fitness=None):
+        self.legal, self.space, self.score_fn, self.fitness = (legality, legality.space, score,
+                                                               fitness)
+        self.raw: dict = {}
         self.rng, self.m_prob, self.s_prob = rng, m_prob, s_prob
         self.scores: dict[str, float] = {}
         self.order: list[Arch] = []
@@ -87,11 +100,24 @@ class _Search:
         if len(vals) != len(cands):
             raise ValueError(f"score returned {len(vals)} values for {len(cands)} candidates")
         for a, v in zip(cands, vals):
-            v = float(v)
-            if not math.isfinite(v):
-                raise ValueError(f"score of {a.key} is {v}; scores must be finite")
-            self.scores[a.key] = v
             self.order.append(a)
+            if self.fitness is not None:
+                self.raw[a.key] = v
+            else:
+                self.scores[a.key] = self._finite(a, v)
+        if self.fitness is not None:
+            fit = list(self.fitness([self.raw[a.key] for a in self.order]))
+            if len(fit) != len(self.order):
+                raise ValueError(f"fitness returned {len(fit)} values for {len(self.order)} "
+                                 f"candidates")
+            self.scores = {a.key: self._finite(a, f) for a, f in zip(self.order, fit)}
+
+    @staticmethod
+    def _finite(a, v) -> float:
+        v = float(v)
+        if not math.isfinite(v):
+            raise ValueError(f"score of {a.key} is {v}; scores must be finite")
+        return v
 
     def top(self, k: int) -> list[Arch]:
         return sorted(self.order, key=lambda a: (-self.scores[a.key], a.key))[:k]
@@ -107,23 +133,11 @@ class _Search:
         return out
 
     def mutate(self, parents: list[Arch], quota: int) -> list[Arch]:
-        rng, sp, out = self.rng, self.space, []
+        rng, out = self.rng, []
         for _ in range(TRY_FACTOR * quota):
             if len(out) >= quota:
                 break
-            p = rng.choice(parents)
-            ratios, heads, depth = list(p.mlp_ratios), list(p.heads), p.depth
-            if rng.random() < self.s_prob:
-                new = rng.choice(sp.depths)
-                if new > depth:
-                    ratios += [rng.choice(sp.mlp_ratios) for _ in range(new - depth)]
-                    heads += [rng.choice(sp.heads) for _ in range(new - depth)]
-                ratios, heads, depth = ratios[:new], heads[:new], new
-            ratios = [rng.choice(sp.mlp_ratios) if rng.random() < self.m_prob else r
-                      for r in ratios]
-            heads = [rng.choice(sp.heads) if rng.random() < self.m_prob else h for h in heads]
-            width = rng.choice(sp.embed_dims) if rng.random() < self.s_prob else p.embed_dim
-            a = Arch(width, tuple(ratios), tuple(heads))
+            a = self.space.mutate(rng.choice(parents), rng, self.m_prob, self.s_prob)
             if self.fresh(a):
                 out.append(a)
         return out
@@ -140,9 +154,7 @@ class _Search:
                 p1, p2 = rng.choice(parents), rng.choice(parents)
             if p1.depth != p2.depth:
                 continue
-            ratios = tuple(rng.choice([x, y]) for x, y in zip(p1.mlp_ratios, p2.mlp_ratios))
-            heads = tuple(rng.choice([x, y]) for x, y in zip(p1.heads, p2.heads))
-            a = Arch(rng.choice([p1.embed_dim, p2.embed_dim]), ratios, heads)
+            a = self.space.crossover(p1, p2, rng)
             if self.fresh(a):
                 out.append(a)
         return out
@@ -164,12 +176,14 @@ def _check_settings(population, generations, parents, mutations, crossovers, m_p
 def evolve(legality: Legality, score: Callable[[list], list], *, population: int = 50,
            generations: int = 20, parents: int = 10, mutations: int = 25, crossovers: int = 25,
            m_prob: float = 0.2, s_prob: float = 0.4, seed: int = 0,
-           on_generation: Callable[[dict], None] | None = None) -> SearchResult:
+           on_generation: Callable[[dict], None] | None = None,
+           fitness: Callable[[list], list] | None = None) -> SearchResult:
     """Search ``legality.space`` for the legal architecture with the highest ``score`` (see
-    module doc). ``score`` takes a list of candidates and returns one finite number each.
+    module doc). ``score`` takes a list of candidates and returns one finite number each (or,
+    with ``fitness``, one raw evaluation each, ranked by the population-relative fitness).
     ``on_generation(record)`` is called after every generation (progress)."""
     _check_settings(population, generations, parents, mutations, crossovers, m_prob, s_prob)
-    s = _Search(legality, score, random.Random(seed), m_prob, s_prob)
+    s = _Search(legality, score, random.Random(seed), m_prob, s_prob, fitness)
     cands = s.random_fill(0, population)
     if not cands:
         raise SearchSpaceError(f"found no legal architecture in space {legality.space.name!r} "
@@ -195,7 +209,7 @@ def evolve(legality: Legality, score: Callable[[list], list], *, population: int
                 "s_prob": s_prob, "seed": seed}
     return SearchResult(best=best, best_score=s.scores[best.key],
                         scored=[(a, s.scores[a.key]) for a in s.order], history=history,
-                        settings=settings)
+                        settings=settings, raw=dict(s.raw))
 
 
 def batch(fn: Callable[[Arch], float]) -> Callable[[list], list]:

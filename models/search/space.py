@@ -179,6 +179,29 @@ class SearchSpace:
         heads = tuple(rng.choice(self.heads) for _ in range(depth))
         return Arch(rng.choice(self.embed_dims), ratios, heads)
 
+    def mutate(self, p: Arch, rng: random.Random, m_prob: float, s_prob: float) -> Arch:
+        """A mutant of ``p`` (released ``get_mutation``): the depth re-drawn with probability
+        ``s_prob`` (new blocks random, removed blocks cut from the end), each block's MLP ratio
+        and head count with ``m_prob``, the width with ``s_prob``."""
+        ratios, heads, depth = list(p.mlp_ratios), list(p.heads), p.depth
+        if rng.random() < s_prob:
+            new = rng.choice(self.depths)
+            if new > depth:
+                ratios += [rng.choice(self.mlp_ratios) for _ in range(new - depth)]
+                heads += [rng.choice(self.heads) for _ in range(new - depth)]
+            ratios, heads, depth = ratios[:new], heads[:new], new
+        ratios = [rng.choice(self.mlp_ratios) if rng.random() < m_prob else r for r in ratios]
+        heads = [rng.choice(self.heads) if rng.random() < m_prob else h for h in heads]
+        width = rng.choice(self.embed_dims) if rng.random() < s_prob else p.embed_dim
+        return Arch(width, tuple(ratios), tuple(heads))
+
+    def crossover(self, p1: Arch, p2: Arch, rng: random.Random) -> Arch:
+        """A child of two parents of the same depth: every entry of the candidate tuple from
+        either parent (released ``get_crossover``)."""
+        ratios = tuple(rng.choice([x, y]) for x, y in zip(p1.mlp_ratios, p2.mlp_ratios))
+        heads = tuple(rng.choice([x, y]) for x, y in zip(p1.heads, p2.heads))
+        return Arch(rng.choice([p1.embed_dim, p2.embed_dim]), ratios, heads)
+
     def contains(self, arch: Arch) -> str | None:
         """None when ``arch`` is a member, else why not."""
         if arch.embed_dim not in self.embed_dims:
@@ -403,17 +426,23 @@ def _range(key: str, v):
     return v
 
 
+def read_space_toml(p: Path) -> dict:
+    """The TOML table of a search space file; unreadable or malformed files raise
+    :class:`SearchSpaceError` naming the file."""
+    try:
+        return tomllib.loads(p.read_text())
+    except OSError as e:
+        raise SearchSpaceError(f"search space file {p}: cannot read ({e.strerror})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SearchSpaceError(f"search space file {p}: malformed TOML: {e}") from None
+
+
 def load_space(path) -> SearchSpace:
     """A search space from a TOML file with keys ``embed_dim``, ``mlp_ratio``, ``num_heads``,
     ``depth`` (each a list or a ``{min, max, step}`` table), optional ``name``,
     ``description``, ``window = "4M:5M"`` and ``[inputs]`` (InputSpec fields)."""
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except OSError as e:
-        raise SearchSpaceError(f"search space file {p}: cannot read ({e.strerror})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SearchSpaceError(f"search space file {p}: malformed TOML: {e}") from None
+    data = read_space_toml(p)
     for k in data:
         if k not in _SPACE_KEYS:
             close = difflib.get_close_matches(k, _SPACE_KEYS, n=1)

@@ -111,12 +111,18 @@ def fits_reason(arch: Arch, inputs: InputSpec, chip: str, x_cal, seed: int = 0) 
     mapping violations (and how many there are)."""
     import torch
 
-    from chips.mapping import map_graph
     n = _one_thread()
     try:
         graph = _lowered(arch, inputs, seed, x_cal)
     finally:
         torch.set_num_threads(n)
+    return mapping_reason(graph, chip)
+
+
+def mapping_reason(graph, chip) -> str | None:
+    """None when ``graph`` maps onto ``chip``, else the first of the mapper's violations (and
+    how many there are)."""
+    from chips.mapping import map_graph
     v = map_graph(graph, chip, strict=False).violations
     return None if not v else f"does not fit {chip}: {len(v)} violation(s), e.g. {v[0].message}"
 
@@ -171,4 +177,5 @@ def make_scorer(name: str, inputs: InputSpec, executor, *, seed: int = 0,
 
 
 __all__ = ["ANALYTIC", "ENERGY_CHIP", "SCORES", "arch_energy", "energy_arrays_task",
-           "energy_task", "fits_reason", "make_scorer", "model_arrays", "syops_task"]
+           "energy_task", "fits_reason", "make_scorer", "mapping_reason", "model_arrays",
+           "syops_task"]

@@ -1,0 +1,198 @@
+"""One-shot supernet with weight entanglement for Auto-Spikformer (seed ``auto-spikformer`` §4.2,
+Figure 4; AutoFormer's weight entanglement).
+
+The supernet's weights are those of the space's largest member (``space.largest()``: widest,
+deepest, widest MLP), held in an ordinary zoo ``spikformer`` model. A subnet (a
+:class:`~models.search.autospikformer.Candidate`) uses, for every tensor of its own model, the
+leading slice of the supernet's tensor along every axis:
+
+    conv / linear weight [out, in, k, k]  ->  [:out_sub, :in_sub, :, :]
+    bias, BN weight / bias / statistics   ->  [:c_sub]
+    blocks                                ->  the first ``depth`` blocks
+
+so narrower subnets share the leading channels, and blocks the leading blocks. Head counts,
+thresholds, taus and T have no weights: every subnet runs them as its own (Figure 4's
+"alternate choice" for the SNN parameters). A subnet's forward is the zoo model's own forward
+(``torch.func.functional_call`` on a model of the subnet's shape with the sliced tensors), so
+the supernet needs no forward code of its own and an extracted subnet computes exactly what the
+supernet computed for it.
+
+One-shot training (:func:`train_supernet`) samples one subnet per step, uniformly (every gene
+drawn uniformly, ``space.sample``; AutoFormer's rule), with ``random.Random(seed)``, and trains
+it with ``models.train.fit`` (AdamW, cosine schedule). Validation accuracy after each epoch is
+the largest subnet's.
+
+BatchNorm statistics are shared leading slices too, but subnets of different widths, depths,
+thresholds and T see different activations, so the supernet's running statistics fit none of
+them. :func:`recalibrate_bn` re-estimates a subnet's statistics on training inputs (the usual
+one-shot NAS practice, e.g. OFA and BigNAS) after extraction; it changes no trained weight.
+"""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+from torch import nn
+
+from .autospikformer import AutoSpikformerSpace, Candidate
+
+SUPERNET_NAME = "spikformer"     # checkpoints name the family (read_metadata checks)
+
+
+def _leading(t: torch.Tensor, shape) -> torch.Tensor:
+    if t.dim() != len(shape) or any(s > n for s, n in zip(shape, t.shape)):
+        raise ValueError(f"subnet tensor of shape {tuple(shape)} is not a leading slice of the "
+                         f"supernet's {tuple(t.shape)}")
+    return t[tuple(slice(0, s) for s in shape)]
+
+
+def _build(config: dict, name: str) -> nn.Module:
+    """A zoo Spikformer, built without disturbing torch's global random stream."""
+    from ..registry import build
+    with torch.random.fork_rng(devices=[]):
+        return build("spikformer", config, name=name)
+
+
+class Supernet(nn.Module):
+    """The supernet of ``space``: ``self.model`` is its largest member (module doc)."""
+
+    def __init__(self, space: AutoSpikformerSpace, seed: int = 0, *,
+                 sample_seed: int | None = None):
+        super().__init__()
+        self.space = space
+        torch.manual_seed(seed)
+        from ..registry import build
+        self.model = build("spikformer", space.largest(), name=SUPERNET_NAME)
+        self.rng = random.Random(seed if sample_seed is None else sample_seed)
+        self.eval_candidate = self.largest_candidate()
+
+    def largest_candidate(self) -> Candidate:
+        sp = self.space
+        L = max(sp.depths)
+        return Candidate(max(sp.embed_dims), (max(sp.mlp_ratios),) * L, (min(sp.heads),) * L,
+                         (1.0,) * L, (2.0,) * L, max(sp.time_steps))
+
+    def check(self, c: Candidate) -> None:
+        why = self.space.contains(c)
+        if why:
+            raise ValueError(f"candidate {c.key} is not in the supernet's space "
+                             f"{self.space.name!r}: {why}")
+
+    def sliced(self, skeleton: nn.Module) -> dict:
+        """The supernet's tensors (views, gradients flow back) shaped like ``skeleton``'s."""
+        full = dict(self.model.named_parameters())
+        full.update(self.model.named_buffers())
+        out = {}
+        for name, t in list(skeleton.named_parameters()) + list(skeleton.named_buffers()):
+            if name not in full:
+                raise ValueError(f"subnet tensor {name!r} has no counterpart in the supernet")
+            out[name] = _leading(full[name], t.shape)
+        return out
+
+    def skeleton(self, c: Candidate) -> nn.Module:
+        """The zoo model of ``c`` (its own, unused, initial weights)."""
+        self.check(c)
+        return _build(c.model_config(self.space.inputs), "spikformer")
+
+    def forward_subnet(self, c: Candidate, x: torch.Tensor) -> torch.Tensor:
+        sk = self.skeleton(c)
+        sk.train(self.training)
+        return torch.func.functional_call(sk, self.sliced(sk), (x,), strict=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Training: a uniformly sampled subnet per call; eval: ``eval_candidate``."""
+        c = self.space.sample(self.rng) if self.training else self.eval_candidate
+        return self.forward_subnet(c, x)
+
+    @torch.no_grad()
+    def extract(self, c: Candidate) -> nn.Module:
+        """``c`` as an ordinary zoo ``spikformer`` model holding copies of its slices (eval
+        mode); it lowers, simulates and checkpoints like any zoo model."""
+        sk = self.skeleton(c)
+        sk.load_state_dict({k: v.clone() for k, v in self.sliced(sk).items()}, strict=True)
+        return sk.eval()
+
+    def save(self, path, training: dict | None = None):
+        """An ordinary checkpoint of the largest member, with the space in its metadata."""
+        from ..checkpoint import save_checkpoint
+        return save_checkpoint(self.model, path, {**(training or {}),
+                                                  "supernet_space": self.space.to_dict()})
+
+    @classmethod
+    def load(cls, path, space: AutoSpikformerSpace | None = None) -> "Supernet":
+        """The supernet stored at ``path`` (written by :meth:`save`). With ``space``, that
+        space must be a subspace of the stored one (same inputs, every choice list a subset,
+        e.g. a neuron-only search on one architecture); otherwise the error names the key."""
+        from ..checkpoint import load_checkpoint, read_metadata
+        from .autospikformer import space_from_dict
+        stored = read_metadata(path).get("training", {}).get("supernet_space")
+        if not isinstance(stored, dict):
+            raise ValueError(f"{path}: not an Auto-Spikformer supernet checkpoint (no "
+                             f"supernet_space in its training metadata)")
+        full = space_from_dict(stored)
+        why = None if space is None else subspace_reason(space, full)
+        if why:
+            raise ValueError(f"{path}: the supernet of space {full.name!r} cannot serve space "
+                             f"{space.name!r}: {why}")
+        net = cls(full)
+        net.model.load_state_dict(load_checkpoint(path).state_dict(), strict=True)
+        return net.eval()
+
+
+def subspace_reason(small: AutoSpikformerSpace, big: AutoSpikformerSpace) -> str | None:
+    """None when every member of ``small`` is a member of ``big``, else why not."""
+    if small.inputs != big.inputs:
+        return f"inputs differ ({small.inputs} vs {big.inputs})"
+    for k in ("embed_dims", "mlp_ratios", "heads", "depths", "thresholds", "taus",
+              "time_steps"):
+        extra = sorted(set(getattr(small, k)) - set(getattr(big, k)))
+        if extra:
+            return f"{k} {extra} not in the supernet's {list(getattr(big, k))}"
+    return None
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, x: np.ndarray, batch_size: int = 128) -> nn.Module:
+    """Re-estimate every BatchNorm's running statistics as the plain average over the inputs
+    ``x`` (train-mode passes, no gradient); weights are unchanged. Returns ``model`` in eval
+    mode."""
+    from ..train import to_batch
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    moms = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    xt = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    for i in range(0, len(xt), batch_size):
+        model(to_batch(xt[i:i + batch_size]))
+    for m, mom in zip(bns, moms):
+        m.momentum = mom
+    return model.eval()
+
+
+def train_supernet(space: AutoSpikformerSpace, x_train, y_train, x_val, y_val, *,
+                   epochs: int, seed: int = 0, lr: float = 2e-3, batch_size: int = 64,
+                   shift_px: int = 0, progress: bool = False) -> tuple[Supernet, dict]:
+    """One-shot training (module doc): one uniformly sampled subnet per step, ``epochs``
+    passes over the training rows, one torch thread; returns the supernet and the training
+    record (per epoch loss, train accuracy of the sampled subnets, validation accuracy of the
+    largest subnet)."""
+    from ..train import TrainConfig, fit
+    threads = torch.get_num_threads()
+    try:
+        net = Supernet(space, seed)
+        cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, shift_px=shift_px,
+                          seed=seed, threads=1)
+        res = fit(net, x_train, y_train, x_val, y_val, cfg, progress=progress)
+    finally:
+        torch.set_num_threads(threads)
+    return net.eval(), {"epochs": epochs, "seed": seed, "lr": lr, "batch_size": batch_size,
+                        "sampling": "uniform, one subnet per step",
+                        "train_s": res.train_seconds,
+                        "history": [{k: h[k] for k in ("epoch", "loss", "train_acc",
+                                                       "test_acc")} for h in res.history]}
+
+
+__all__ = ["Supernet", "recalibrate_bn", "subspace_reason", "train_supernet"]
