@@ -24,7 +24,8 @@ _API = {  # public name -> (module, attribute)
     "list_shipped": ("models.checkpoint", "list_shipped"),
 }
 _SUBMODULES = ("catalog", "registry", "checkpoint", "neurons", "layers", "train", "spikformer",
-               "sdt", "autost", "meta_spikeformer", "e_spikeformer")
+               "sdt", "autost", "meta_spikeformer", "e_spikeformer", "vit", "search", "convert",
+               "mim")
 
 __all__ = sorted(_API) + ["neurons", "layers"]
 

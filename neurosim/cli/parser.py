@@ -164,11 +164,25 @@ def _add_train(sub) -> None:
     sp.add_argument("--epochs", type=int, default=20)
     sp.add_argument("--batch-size", type=int, default=64)
     sp.add_argument("--lr", type=float, default=2e-3)
-    sp.add_argument("--shift-px", type=int, default=2, help="random-shift augmentation, pixels")
+    sp.add_argument("--shift-px", type=int, default=None,
+                    help="random-shift augmentation, pixels (default 2; not with --pretrain mim)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     sp.add_argument("--max-minutes", type=float, default=None, help="stop after this wall time")
+    sp.add_argument("--label-smoothing", type=float, default=0.0,
+                    help="cross-entropy label smoothing in [0, 1) (default 0)")
     sp.add_argument("--out", required=True, help="checkpoint path (.safetensors)")
+    mim = sp.add_mutually_exclusive_group()
+    mim.add_argument("--pretrain", choices=["mim"], default=None,
+                     help="self-supervised pre-training instead of classification: 'mim' = "
+                          "masked image modelling with a spike-sparse-conv encoder (seed sdt-v3 "
+                          "§3.4; e-spikeformer family); writes the encoder")
+    mim.add_argument("--finetune", metavar="CKPT", default=None,
+                     help="start from a MIM-pre-trained encoder (SSC weights used as VSC)")
+    sp.add_argument("--mask-ratio", type=float, default=None,
+                    help="--pretrain mim: fraction of patches masked, in (0, 1) (default 0.5)")
+    sp.add_argument("--patch-size", type=int, default=None,
+                    help="--pretrain mim: patch side in pixels (default: the encoder's stride)")
     output_args(sp, "print the result as JSON", "no progress bar or summary")
 
 
@@ -306,8 +320,29 @@ def executor_args(sp, what: str) -> None:
                          "instead of starting one; its workers must see the same files")
 
 
+def evolution_args(sp, *, parents: int, mutations: int, crossovers: tuple, m_prob: tuple,
+                   s_prob: tuple) -> None:
+    """The evolutionary search's flags (population 50 and 20 generations by default)."""
+    for flag, default, h in (("--population", 50, "candidates per generation"),
+                             ("--generations", 20, "generations"),
+                             ("--parents", parents, "top candidates kept as parents"),
+                             ("--mutations", mutations, "mutants per generation"),
+                             ("--crossovers", crossovers[0],
+                              f"crossovers per generation{crossovers[1]}")):
+        sp.add_argument(flag, type=int, default=default, help=f"{h} (default {default})")
+    for flag, (default, h) in (("--m-prob", m_prob), ("--s-prob", s_prob)):
+        sp.add_argument(flag, type=float, default=default, help=f"{h} (default {default})")
+
+
 def _add_search(sub) -> None:
-    sp = _add(sub, "search", Command("search", "cmd_search"), "training-free architecture "
+    top = _add(sub, "search", Command("search", "cmd_search"), "architecture search: "
+               "training-free (autost) or one-shot with the chip in the loop (autospikformer)",
+               desc="Evolutionary architecture search. autost: training-free, ranked by a "
+                    "score in a parameter window. autospikformer: weight-entanglement "
+                    "supernet, F_AEB fitness with the energy simulated on a chip.")
+    methods = top.add_subparsers(dest="method", metavar="METHOD", required=True)
+    _add_search_autospikformer(methods)
+    sp = _add(methods, "autost", Command("search", "cmd_search"), "training-free architecture "
               "search (AutoST): evolve the best-scoring architecture in a parameter window",
               desc="AutoST (seed autost): evolutionary search over a search space of "
                    "spiking transformers under a parameter window, ranked by a training-free "
@@ -319,7 +354,6 @@ def _add_search(sub) -> None:
                      "  neurosim search autost --space tiny --score flops      (window 4M:5M)\n"
                      "  neurosim search autost --space micro-tiny --score energy "
                      "--generations 3 --out runs/search")
-    sp.add_argument("method", choices=["autost"], help="search method")
     sp.add_argument("--space", default="micro-tiny",
                     help="search space name or TOML file (default micro-tiny)")
     sp.add_argument("--list-spaces", action="store_true", help="list the search spaces")
@@ -332,16 +366,9 @@ def _add_search(sub) -> None:
                          "activity-weighted part), energy (simulated dynamic energy of the "
                          "untrained model); default flops")
     sp.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
-    for flag, default, h in (("--population", 50, "candidates per generation"),
-                             ("--generations", 20, "generations"),
-                             ("--parents", 10, "top candidates kept as parents"),
-                             ("--mutations", 25, "mutants per generation"),
-                             ("--crossovers", 25, "crossovers per generation")):
-        sp.add_argument(flag, type=int, default=default, help=f"{h} (default {default})")
-    sp.add_argument("--m-prob", type=float, default=0.2,
-                    help="per-block mutation probability (default 0.2)")
-    sp.add_argument("--s-prob", type=float, default=0.4,
-                    help="depth / width mutation probability (default 0.4, released code)")
+    evolution_args(sp, parents=10, mutations=25, crossovers=(25, ""),
+                   m_prob=(0.2, "per-block mutation probability"),
+                   s_prob=(0.4, "depth / width mutation probability (released code)"))
     sp.add_argument("--fits", default=None, metavar="CHIP",
                     help="also require that the model maps onto CHIP (lowers every candidate)")
     sp.add_argument("--workload", default="motion",
@@ -358,6 +385,71 @@ def _add_search(sub) -> None:
     sp.add_argument("--restart", action="store_true",
                     help="discard the scores already in --out")
     executor_args(sp, "model-based scores (syops, syops-ac, energy)")
+    output_args(sp, "print the result as JSON", "print nothing")
+
+
+def _add_search_autospikformer(methods) -> None:
+    sp = _add(methods, "autospikformer", Command("search_autospikformer",
+                                                 "cmd_autospikformer"),
+              "Auto-Spikformer: one-shot supernet, neuron search, chip energy in the fitness",
+              desc="Auto-Spikformer (seed auto-spikformer): train a weight-entanglement "
+                   "supernet over Spikformers (width, MLP ratios, heads, depth, per-block "
+                   "threshold and tau, T), then evolve subnets by F_AEB = alpha E' + (1 - "
+                   "alpha) A' with A the validation accuracy (inherited weights) and E the "
+                   "energy per inference simulated on --chip (or the paper's formula / paper "
+                   "mode). Writes search.json, evaluations.jsonl (resumable), the chosen "
+                   "subnet's checkpoint and, with --random N, the evolved-vs-random front.",
+              epilog="examples:\n"
+                     "  neurosim search autospikformer --out runs/as --random 1000\n"
+                     "  neurosim search autospikformer --chip speck-xl --mode async "
+                     "--supernet runs/as/supernet.safetensors --out runs/as-speck\n"
+                     "  neurosim search autospikformer --population 6 --generations 2 "
+                     "--supernet-epochs 1 --out /tmp/tiny")
+    sp.add_argument("--space", default="digits",
+                    help="search space name or TOML file (default digits; see "
+                         "models/search/autospikformer.py)")
+    sp.add_argument("--workload", default="digits", help="data set (default digits)")
+    sp.add_argument("--chip", default="tianjic-x16",
+                    help="chip whose simulated energy enters the fitness (default tianjic-x16)")
+    sp.add_argument("--mode", default="sync", choices=["sync", "async"],
+                    help="execution mode on --chip: sync, or async (windowed, exact)")
+    sp.add_argument("--also-fit", nargs="*", default=[], metavar="CHIP",
+                    help="candidates must also map onto these chips (else infeasible)")
+    sp.add_argument("--energy", default="simulated",
+                    choices=["simulated", "dynamic", "paper", "formula"],
+                    help="energy in the fitness: simulated total (default), its dynamic "
+                         "part, neurosim's paper mode, or the paper's formula")
+    sp.add_argument("--alpha", type=float, default=0.5,
+                    help="energy weight of F_AEB, in [0, 1] (default 0.5)")
+    sp.add_argument("--supernet", default=None, metavar="CKPT",
+                    help="use this trained supernet (of this space or a larger one) instead "
+                         "of training one")
+    sp.add_argument("--supernet-epochs", type=int, default=20,
+                    help="one-shot training epochs (default 20)")
+    sp.add_argument("--lr", type=float, default=5e-3, help="supernet learning rate (5e-3)")
+    sp.add_argument("--val-n", type=int, default=287,
+                    help="training rows held out as the validation split (default 287)")
+    sp.add_argument("--train-n", type=int, default=None,
+                    help="train the supernet on only the first N remaining rows (default all)")
+    sp.add_argument("--n", type=int, default=64,
+                    help="validation inputs simulated per candidate (default 64)")
+    sp.add_argument("--calib-n", type=int, default=32,
+                    help="training rows that calibrate the lowering (default 32)")
+    sp.add_argument("--recal-n", type=int, default=256,
+                    help="training rows that re-estimate a subnet's BatchNorm (default 256)")
+    sp.add_argument("--seed", type=int, default=0,
+                    help="seed of the supernet, the data split and the search (default 0)")
+    evolution_args(sp, parents=20, mutations=35, crossovers=(15, " (Pd 0.3 of 50)"),
+                   m_prob=(0.4, "per-gene mutation probability Pm"),
+                   s_prob=(0.4, "depth / width / T mutation probability"))
+    sp.add_argument("--random", type=int, default=0, metavar="N",
+                    help="also evaluate N random feasible candidates and plot both fronts "
+                         "with their hypervolumes (default 0)")
+    sp.add_argument("--out", required=True, metavar="DIR",
+                    help="write the supernet, evaluations (resumable) and search.json here")
+    sp.add_argument("--restart", action="store_true",
+                    help="discard the supernet and evaluations already in --out")
+    executor_args(sp, "candidate evaluations")
     output_args(sp, "print the result as JSON", "print nothing")
 
 
@@ -388,6 +480,36 @@ def _add_sweep(sub) -> None:
     output_args(sp, "print the result as JSON", "print nothing")
 
 
+def _add_convert(sub) -> None:
+    sp = _add(sub, "convert", Command("convert", "cmd_convert"),
+              "convert a trained ANN checkpoint to an SNN (ECMT for vision transformers)",
+              desc="ANN-to-SNN conversion. ecmt (seed ecmt, Algorithm 1): multi-threshold "
+                   "neurons before every linear layer and matrix product, expectation "
+                   "compensation around softmax / GELU / LayerNorm and matrix products; "
+                   "thresholds from percentiles of calibration activations.")
+    sp.add_argument("--checkpoint", required=True,
+                    help="ANN checkpoint file or shipped name (e.g. vit-tiny)")
+    sp.add_argument("--method", default="ecmt", choices=["ecmt"], help="conversion method")
+    sp.add_argument("--T", type=int, default=8, help="time steps of the SNN (default 8)")
+    sp.add_argument("--n", type=int, default=8, help="threshold levels per sign (default 8)")
+    sp.add_argument("--p", type=float, default=0.99,
+                    help="threshold percentile of calibration activations (default 0.99)")
+    sp.add_argument("--workload", default="digits", help="calibration and test data")
+    sp.add_argument("--calib-n", type=int, default=256,
+                    help="training inputs that set the thresholds (default 256)")
+    sp.add_argument("--eval-n", type=int, default=-1,
+                    help="test inputs to evaluate the SNN on (default -1: all; 0: none)")
+    sp.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    sp.add_argument("--out", required=True, help="converted SNN path (.safetensors)")
+    sp.add_argument("--graph-out", metavar="DIR", default=None,
+                    help="also lower the SNN to a Graph and write it here (neurosim.load_graph; "
+                         "runs on the sync and async-windowed engines)")
+    sp.add_argument("--weight-bits", type=int, default=8,
+                    help="--graph-out: weight bits of the parallel-normalized weights "
+                         "(default 8, what tianjic-x16 and speck-xl store)")
+    output_args(sp, "print the result as JSON", "print nothing")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="neurosim",
@@ -396,6 +518,6 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with `neurosim demo`; every command has --help.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_info, _add_train, _add_lower, _add_simulate, _add_compare, _add_report,
-                _add_bench, _add_demo, _add_search, _add_sweep):
+                _add_bench, _add_demo, _add_search, _add_sweep, _add_convert):
         add(sub)
     return p
