@@ -60,7 +60,9 @@ class MTSpikesExec(Exec):
         return _cl(out)
 
 
-class MatMulECExec(Exec):
+class _StatefulExec(Exec):
+    """An executor whose EC accumulators (``state``) live across the steps of one input."""
+
     def __init__(self, op, kinds, parts, opts):
         super().__init__(op, kinds, parts, opts)
         self.state = None
@@ -68,6 +70,8 @@ class MatMulECExec(Exec):
     def reset(self):
         self.state = None
 
+
+class MatMulECExec(_StatefulExec):
     def step_batch(self, ins, counts):
         out, self.state, adds = matmul_ec_step(self.op, self.state, _cf(ins[0]), _cf(ins[1]))
         add_counts(counts, "aux_ops", split_total(adds, self.widths))
@@ -79,14 +83,7 @@ class MatMulECExec(Exec):
         return _cl(out)
 
 
-class ExpectationECExec(Exec):
-    def __init__(self, op, kinds, parts, opts):
-        super().__init__(op, kinds, parts, opts)
-        self.state = None
-
-    def reset(self):
-        self.state = None
-
+class ExpectationECExec(_StatefulExec):
     def step_batch(self, ins, counts):
         out, self.state = ec_step(self.op, self.state, _cf(ins[0]))
         add_counts(counts, "mac", self.sizes)
