@@ -12,6 +12,20 @@ import numpy as np
 from numba import njit
 
 
+@njit(cache=True, inline="always")
+def _events(V, b, p, c0, c1, graded):
+    """Events at position p of input b over channels [c0, c1): the spike counts, or for
+    ``graded`` values one event per nonzero value."""
+    a0 = 0.0
+    if graded:
+        for c in range(c0, c1):
+            a0 += 1.0 if V[b, p, c] != 0.0 else 0.0
+    else:
+        for c in range(c0, c1):
+            a0 += V[b, p, c]
+    return a0
+
+
 @njit(cache=True)
 def copy_events(V, graded, service_s, H, W, porder, g_c0, g_c1, g_m, g_t0, g_moff, g_ssc_k,
                 g_ssc_p, Mflat, tp_fan, n_ev, e_len, e_cnt, e_svc):
@@ -59,13 +73,7 @@ def copy_events(V, graded, service_s, H, W, porder, g_c0, g_c1, g_m, g_t0, g_mof
                 total = 0.0
                 for r in range(P):
                     p = porder[b, r] if ordered else r
-                    a0 = 0.0
-                    if graded:
-                        for c in range(c0, c1):
-                            a0 += 1.0 if V[b, p, c] != 0.0 else 0.0
-                    else:
-                        for c in range(c0, c1):
-                            a0 += V[b, p, c]
+                    a0 = _events(V, b, p, c0, c1, graded)
                     if a0 != 0.0:
                         o = a0 * f * tp_fan[t, p]
                         e_cnt[e] = a0
@@ -78,13 +86,7 @@ def copy_events(V, graded, service_s, H, W, porder, g_c0, g_c1, g_m, g_t0, g_mof
         for b in range(B):
             for p in range(P):
                 if uniform:
-                    a0 = 0.0
-                    if graded:
-                        for c in range(c0, c1):
-                            a0 += 1.0 if V[b, p, c] != 0.0 else 0.0
-                    else:
-                        for c in range(c0, c1):
-                            a0 += V[b, p, c]
+                    a0 = _events(V, b, p, c0, c1, graded)
                     for j in range(m):
                         cnt[j, b, p] = a0
                         ops[j, b, p] = a0 * Mt[2 * j + 1, 0]
