@@ -17,10 +17,18 @@ thresholds, taus and T have no weights: every subnet runs them as its own (Figur
 the supernet needs no forward code of its own and an extracted subnet computes exactly what the
 supernet computed for it.
 
-One-shot training (:func:`train_supernet`) samples one subnet per step, uniformly (every gene
-drawn uniformly, ``space.sample``; AutoFormer's rule), with ``random.Random(seed)``, and trains
-it with ``models.train.fit`` (AdamW, cosine schedule). Validation accuracy after each epoch is
-the largest subnet's.
+One-shot training (:func:`train_supernet`) has two sampling rules, both drawing with
+``random.Random(seed)`` and both with AdamW and a cosine schedule:
+
+- ``uniform`` (default; AutoFormer's rule): one subnet per step, every gene drawn uniformly
+  (``space.sample``), trained with ``models.train.fit``.
+- ``sandwich`` (BigNAS / slimmable networks' "sandwich rule"): per step the largest subnet
+  (:meth:`Supernet.largest_candidate`), the smallest (:meth:`Supernet.smallest_candidate`) and
+  ``n_random`` uniformly drawn ones, in that order, each on the same batch; their cross-entropy
+  gradients are summed (accumulated) and the optimizer takes one step. A step costs
+  ``2 + n_random`` forward/backward passes.
+
+Validation accuracy after each epoch is the largest subnet's.
 
 BatchNorm statistics are shared leading slices too, but subnets of different widths, depths,
 thresholds and T see different activations, so the supernet's running statistics fit none of
@@ -30,6 +38,7 @@ one-shot NAS practice, e.g. OFA and BigNAS) after extraction; it changes no trai
 from __future__ import annotations
 
 import random
+import time
 
 import numpy as np
 import torch
@@ -72,6 +81,22 @@ class Supernet(nn.Module):
         L = max(sp.depths)
         return Candidate(max(sp.embed_dims), (max(sp.mlp_ratios),) * L, (min(sp.heads),) * L,
                          (1.0,) * L, (2.0,) * L, max(sp.time_steps))
+
+    def smallest_candidate(self) -> Candidate:
+        """The narrowest, shallowest member with the narrowest MLP and the fewest time steps
+        (neurons v_th 1, tau 2 and heads as in :meth:`largest_candidate`)."""
+        sp = self.space
+        L = min(sp.depths)
+        return Candidate(min(sp.embed_dims), (min(sp.mlp_ratios),) * L, (min(sp.heads),) * L,
+                         (1.0,) * L, (2.0,) * L, min(sp.time_steps))
+
+    def sandwich(self, n_random: int) -> list[Candidate]:
+        """One sandwich step's subnets: largest, smallest, then ``n_random`` drawn uniformly
+        from ``self.rng`` (module doc)."""
+        if n_random < 0:
+            raise ValueError(f"sandwich n_random must be >= 0, got {n_random}")
+        return ([self.largest_candidate(), self.smallest_candidate()]
+                + [self.space.sample(self.rng) for _ in range(n_random)])
 
     def check(self, c: Candidate) -> None:
         why = self.space.contains(c)
@@ -172,27 +197,95 @@ def recalibrate_bn(model: nn.Module, x: np.ndarray, batch_size: int = 128) -> nn
     return model.eval()
 
 
+SAMPLING_RULES = ("uniform", "sandwich")
+
+
+def _fit_sandwich(net: Supernet, x_train, y_train, x_val, y_val, cfg, n_random: int,
+                  progress: bool = False) -> list[dict]:
+    """``models.train.fit``'s loop (same seeds, batches, AdamW, cosine schedule, one optimizer
+    step per batch) with the sandwich rule: per batch the gradients of ``net.sandwich(n_random)``
+    summed. Loss and train accuracy in the history are the sampled subnets' mean."""
+    import math
+    import time
+
+    import torch.nn.functional as F
+
+    from ..train import TRAINED_CONVOLUTION, _shift, accuracy, to_batch
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    xtr = torch.as_tensor(x_train, dtype=torch.float32)
+    ytr = torch.as_tensor(y_train, dtype=torch.long)
+    if len(xtr) != len(ytr):
+        raise ValueError(f"train inputs ({len(xtr)}) and labels ({len(ytr)}) differ in length")
+    total = cfg.epochs * math.ceil(len(xtr) / cfg.batch_size)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    history, t0 = [], time.perf_counter()
+    for epoch in range(cfg.epochs):
+        net.train()
+        perm = torch.randperm(len(xtr), generator=gen)
+        loss_sum, correct, seen = 0.0, 0, 0
+        for i in range(0, len(xtr), cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            xb = xtr[idx]
+            if xb.dim() == 4:
+                xb = _shift(xb, cfg.shift_px, gen)
+            xb = to_batch(xb)
+            opt.zero_grad(set_to_none=True)
+            subnets = net.sandwich(n_random)
+            for c in subnets:
+                logits = net.forward_subnet(c, xb)
+                loss = F.cross_entropy(logits, ytr[idx], label_smoothing=cfg.label_smoothing)
+                loss.backward()                        # gradients accumulate over the subnets
+                loss_sum += float(loss.detach()) * len(idx) / len(subnets)
+                correct += int((logits.argmax(1) == ytr[idx]).sum())
+                seen += len(idx)
+            opt.step()
+            sched.step()
+        rec = {"epoch": epoch + 1, "loss": loss_sum / len(xtr), "train_acc": correct / seen,
+               "test_acc": accuracy(net, x_val, y_val), "seconds": time.perf_counter() - t0}
+        history.append(rec)
+        if progress:
+            print(f"supernet epoch {epoch + 1}/{cfg.epochs}: loss {rec['loss']:.3f}, "
+                  f"largest subnet {rec['test_acc']:.3f}", flush=True)
+    net.eval()
+    net.neurosim_convolution = TRAINED_CONVOLUTION
+    return history
+
+
 def train_supernet(space: AutoSpikformerSpace, x_train, y_train, x_val, y_val, *,
                    epochs: int, seed: int = 0, lr: float = 2e-3, batch_size: int = 64,
-                   shift_px: int = 0, progress: bool = False) -> tuple[Supernet, dict]:
-    """One-shot training (module doc): one uniformly sampled subnet per step, ``epochs``
-    passes over the training rows, one torch thread; returns the supernet and the training
-    record (per epoch loss, train accuracy of the sampled subnets, validation accuracy of the
-    largest subnet)."""
+                   shift_px: int = 0, progress: bool = False, sampling: str = "uniform",
+                   n_random: int = 2) -> tuple[Supernet, dict]:
+    """One-shot training (module doc) with ``sampling`` "uniform" (one subnet per step) or
+    "sandwich" (largest + smallest + ``n_random`` per step), ``epochs`` passes over the
+    training rows, one torch thread; returns the supernet and the training record (per epoch
+    loss, train accuracy of the sampled subnets, validation accuracy of the largest subnet)."""
     from ..train import TrainConfig, fit
+    if sampling not in SAMPLING_RULES:
+        raise ValueError(f"supernet sampling must be one of {list(SAMPLING_RULES)}, got "
+                         f"{sampling!r}")
     threads = torch.get_num_threads()
+    t0 = time.perf_counter()
     try:
         net = Supernet(space, seed)
         cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, shift_px=shift_px,
                           seed=seed, threads=1)
-        res = fit(net, x_train, y_train, x_val, y_val, cfg, progress=progress)
+        if sampling == "uniform":
+            history = fit(net, x_train, y_train, x_val, y_val, cfg, progress=progress).history
+            rule = "uniform, one subnet per step"
+        else:
+            history = _fit_sandwich(net, x_train, y_train, x_val, y_val, cfg, n_random,
+                                    progress=progress)
+            rule = f"sandwich: largest + smallest + {n_random} uniform per step, summed"
     finally:
         torch.set_num_threads(threads)
     return net.eval(), {"epochs": epochs, "seed": seed, "lr": lr, "batch_size": batch_size,
-                        "sampling": "uniform, one subnet per step",
-                        "train_s": res.train_seconds,
+                        "sampling": rule, "train_s": time.perf_counter() - t0,
                         "history": [{k: h[k] for k in ("epoch", "loss", "train_acc",
-                                                       "test_acc")} for h in res.history]}
+                                                       "test_acc")} for h in history]}
 
 
-__all__ = ["Supernet", "recalibrate_bn", "subspace_reason", "train_supernet"]
+__all__ = ["SAMPLING_RULES", "Supernet", "recalibrate_bn", "subspace_reason", "train_supernet"]

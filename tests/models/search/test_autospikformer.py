@@ -182,3 +182,40 @@ def test_one_shot_training_samples_a_subnet_per_step():
     assert seen == [c.key for c in (lambda r: [sp.sample(r) for _ in range(5)])(
         random.Random(1))]
     assert torch.equal(net2.model.head.weight, Supernet(sp, seed=1).model.head.weight)
+
+
+def test_sandwich_training_samples_largest_smallest_then_random_each_step(monkeypatch):
+    from models.search.supernet import train_supernet
+    sp = _space()
+    seen = []
+    orig = Supernet.forward_subnet
+
+    def record(self, c, x):
+        if self.training:
+            seen.append(c.key)
+        return orig(self, c, x)
+
+    monkeypatch.setattr(Supernet, "forward_subnet", record)
+    x, y = _x(12, 2), np.arange(12) % 10
+    run = lambda: train_supernet(sp, x, y, x[:4], y[:4], epochs=1, seed=3, batch_size=6,  # noqa: E731
+                                 sampling="sandwich", n_random=2)
+    net, rec = run()
+    ref = Supernet(sp, seed=3)
+    big, small = ref.largest_candidate().key, ref.smallest_candidate().key
+    assert small == "D8-L1-r2-h1-th1-tau2-T2" and big != small
+    rng = random.Random(3)
+    want = []
+    for _ in range(2):                                     # 12 rows / batch 6 = 2 steps
+        want += [big, small, sp.sample(rng).key, sp.sample(rng).key]
+    assert seen == want
+    assert rec["sampling"].startswith("sandwich") and len(rec["history"]) == 1
+    assert not torch.equal(net.model.head.weight, ref.model.head.weight)   # it trained
+    seen.clear()
+    net2, _ = run()                                        # deterministic, byte for byte
+    assert seen == want
+    assert all(torch.equal(a, b) for a, b in zip(net.model.state_dict().values(),
+                                                 net2.model.state_dict().values()))
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        train_supernet(sp, x, y, x, y, epochs=1, sampling="sandwitch")
+    with pytest.raises(ValueError, match="n_random must be >= 0"):
+        ref.sandwich(-1)
