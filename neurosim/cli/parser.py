@@ -427,6 +427,12 @@ def _add_search_autospikformer(methods) -> None:
     sp.add_argument("--supernet-epochs", type=int, default=20,
                     help="one-shot training epochs (default 20)")
     sp.add_argument("--lr", type=float, default=5e-3, help="supernet learning rate (5e-3)")
+    sp.add_argument("--sampling", choices=["uniform", "sandwich"], default="uniform",
+                    help="supernet training: one uniform subnet per step (default), or "
+                         "sandwich: largest + smallest + --n-random subnets per step")
+    sp.add_argument("--n-random", type=int, default=2,
+                    help="--sampling sandwich: random subnets per step besides the largest "
+                         "and smallest (default 2)")
     sp.add_argument("--val-n", type=int, default=287,
                     help="training rows held out as the validation split (default 287)")
     sp.add_argument("--train-n", type=int, default=None,

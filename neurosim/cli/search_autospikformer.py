@@ -34,18 +34,21 @@ def _supernet(args, space, data, out: Path) -> Path:
     p, rec_path = out / SUPERNET_FILE, out / SUPERNET_RECORD
     want = {"space": space.to_dict(), "epochs": args.supernet_epochs, "seed": args.seed,
             "lr": args.lr, "val_n": args.val_n, "train_n": args.train_n,
-            "workload": args.workload}
+            "workload": args.workload, "sampling": args.sampling}
+    if args.sampling == "sandwich":
+        want["n_random"] = args.n_random
     if p.exists() and rec_path.exists() and not args.restart:
         rec = json.loads(rec_path.read_text())
         if rec.get("settings") == want:
             return p
     if chatty(args):
+        rule = ("one uniformly sampled subnet per step" if args.sampling == "uniform" else
+                f"sandwich: largest + smallest + {args.n_random} random subnets per step")
         print(f"training the supernet: {args.supernet_epochs} epoch(s) on "
-              f"{len(data['y_train'])} rows, one uniformly sampled subnet per step",
-              file=sys.stderr, flush=True)
+              f"{len(data['y_train'])} rows, {rule}", file=sys.stderr, flush=True)
     net, rec = train_supernet(space, data["x_train"], data["y_train"], data["x_val"],
                               data["y_val"], epochs=args.supernet_epochs, seed=args.seed,
-                              lr=args.lr)
+                              lr=args.lr, sampling=args.sampling, n_random=args.n_random)
     net.save(p, {"supernet": rec})
     rec_path.write_text(json.dumps({"settings": want, "training": rec}, indent=2) + "\n")
     return p
@@ -145,6 +148,8 @@ def _check_args(args):
             raise UsageError(f"--{k.replace('_', '-')} must be >= 1, got {getattr(args, k)}")
     if args.random < 0:
         raise UsageError(f"--random must be >= 0, got {args.random}")
+    if args.n_random < 0:
+        raise UsageError(f"--n-random must be >= 0, got {args.n_random}")
 
 
 def cmd_autospikformer(args) -> int:

@@ -168,6 +168,7 @@ def test_tiny_search_on_local_ray_then_resumed_in_process(tmp_path):
     (["--chip", "speck-xl"], SPACE_TOML, "chip 'speck-xl' is async: search it with --mode "
                                          "async"),
     (["--workers", "0", "--ray-address", "x:1"], SPACE_TOML, "give one or the other"),
+    (["--sampling", "sandwich", "--n-random", "-1"], SPACE_TOML, "--n-random must be >= 0"),
 ])
 def test_bad_input(tmp_path, capsys, extra, toml, msg):
     assert extra or toml != SPACE_TOML, "the bad value was not substituted"
@@ -175,6 +176,24 @@ def test_bad_input(tmp_path, capsys, extra, toml, msg):
     space.write_text(toml)
     assert main(_argv(space, tmp_path / "o", *extra)) == 2
     assert __import__("re").search(msg, capsys.readouterr().err)
+
+
+def test_cli_sandwich_sampling_reaches_the_supernet_training(tmp_path, monkeypatch):
+    import models.search.supernet as sn
+
+    class _Stop(BaseException):
+        pass
+
+    def fake(*args, **kw):
+        raise _Stop(kw)
+    monkeypatch.setattr(sn, "train_supernet", fake)
+    space = tmp_path / "s.toml"
+    space.write_text(SPACE_TOML)
+    with pytest.raises(_Stop) as e:
+        main(_argv(space, tmp_path / "o", "--workers", "0", "--sampling", "sandwich",
+                   "--n-random", "1"))
+    kw = e.value.args[0]
+    assert (kw["sampling"], kw["n_random"], kw["epochs"]) == ("sandwich", 1, 1)
 
 
 @pytest.mark.soak
