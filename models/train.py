@@ -104,9 +104,22 @@ def accuracy(model: nn.Module, x, y, batch_size: int = 256) -> float:
     return float((logits.argmax(1) == np.asarray(y)).mean())
 
 
+def plain_step(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor,
+               cfg: TrainConfig) -> list[tuple[torch.Tensor, float]]:
+    """One forward and backward of a batch (``fit``'s default step): cross-entropy with the
+    configured label smoothing; returns ``[(logits, loss)]``."""
+    logits = model(xb)
+    loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+    loss.backward()
+    return [(logits, float(loss.detach()))]
+
+
 def fit(model: nn.Module, x_train, y_train, x_test, y_test, cfg: TrainConfig | None = None,
-        progress: bool = True) -> TrainResult:
-    """Train ``model`` in place; evaluates on the test rows after every epoch."""
+        progress: bool = True, step=plain_step) -> TrainResult:
+    """Train ``model`` in place; evaluates on the test rows after every epoch. ``step(model,
+    xb, yb, cfg)`` computes and back-propagates a batch's loss (gradients accumulate; one
+    optimizer step follows) and returns ``[(logits, loss)]`` per forward it made: loss and
+    train accuracy in the history are their means (e.g. a supernet's sandwich rule)."""
     cfg = cfg or TrainConfig()
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
@@ -133,22 +146,21 @@ def fit(model: nn.Module, x_train, y_train, x_test, y_test, cfg: TrainConfig | N
             xb = xtr[idx]
             if xb.dim() == 4:
                 xb = _shift(xb, cfg.shift_px, gen)
-            logits = model(to_batch(xb))
-            loss = F.cross_entropy(logits, ytr[idx], label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            outs = step(model, to_batch(xb), ytr[idx], cfg)
             opt.step()
             sched.step()
-            loss_sum += float(loss.detach()) * len(idx)
-            correct += int((logits.argmax(1) == ytr[idx]).sum())
-            seen += len(idx)
+            for logits, loss in outs:
+                loss_sum += loss * len(idx) / len(outs)
+                correct += int((logits.argmax(1) == ytr[idx]).sum())
+                seen += len(idx)
             bar.set_postfix(batch=f"{i // cfg.batch_size + 1}/{steps_per_epoch}",
                             loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
                             refresh=False)
             bar.update(1)                # running loss and accuracy of the epoch so far
         test_acc = accuracy(model, x_test, y_test)
         best = max(best, test_acc)
-        rec = {"epoch": epoch + 1, "loss": loss_sum / len(xtr), "train_acc": correct / len(xtr),
+        rec = {"epoch": epoch + 1, "loss": loss_sum / len(xtr), "train_acc": correct / seen,
                "test_acc": test_acc, "seconds": time.perf_counter() - t0}
         history.append(rec)
         bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['train_acc']:.3f}",

@@ -43,6 +43,7 @@ import time
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .autospikformer import AutoSpikformerSpace, Candidate
 
@@ -200,59 +201,18 @@ def recalibrate_bn(model: nn.Module, x: np.ndarray, batch_size: int = 128) -> nn
 SAMPLING_RULES = ("uniform", "sandwich")
 
 
-def _fit_sandwich(net: Supernet, x_train, y_train, x_val, y_val, cfg, n_random: int,
-                  progress: bool = False) -> list[dict]:
-    """``models.train.fit``'s loop (same seeds, batches, AdamW, cosine schedule, one optimizer
-    step per batch) with the sandwich rule: per batch the gradients of ``net.sandwich(n_random)``
-    summed. Loss and train accuracy in the history are the sampled subnets' mean."""
-    import math
-    import time
-
-    import torch.nn.functional as F
-
-    from ..train import TRAINED_CONVOLUTION, _shift, accuracy, to_batch
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    xtr = torch.as_tensor(x_train, dtype=torch.float32)
-    ytr = torch.as_tensor(y_train, dtype=torch.long)
-    if len(xtr) != len(ytr):
-        raise ValueError(f"train inputs ({len(xtr)}) and labels ({len(ytr)}) differ in length")
-    total = cfg.epochs * math.ceil(len(xtr) / cfg.batch_size)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    history, t0 = [], time.perf_counter()
-    for epoch in range(cfg.epochs):
-        net.train()
-        perm = torch.randperm(len(xtr), generator=gen)
-        loss_sum, correct, seen = 0.0, 0, 0
-        for i in range(0, len(xtr), cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
-            xb = xtr[idx]
-            if xb.dim() == 4:
-                xb = _shift(xb, cfg.shift_px, gen)
-            xb = to_batch(xb)
-            opt.zero_grad(set_to_none=True)
-            subnets = net.sandwich(n_random)
-            for c in subnets:
-                logits = net.forward_subnet(c, xb)
-                loss = F.cross_entropy(logits, ytr[idx], label_smoothing=cfg.label_smoothing)
-                loss.backward()                        # gradients accumulate over the subnets
-                loss_sum += float(loss.detach()) * len(idx) / len(subnets)
-                correct += int((logits.argmax(1) == ytr[idx]).sum())
-                seen += len(idx)
-            opt.step()
-            sched.step()
-        rec = {"epoch": epoch + 1, "loss": loss_sum / len(xtr), "train_acc": correct / seen,
-               "test_acc": accuracy(net, x_val, y_val), "seconds": time.perf_counter() - t0}
-        history.append(rec)
-        if progress:
-            print(f"supernet epoch {epoch + 1}/{cfg.epochs}: loss {rec['loss']:.3f}, "
-                  f"largest subnet {rec['test_acc']:.3f}", flush=True)
-    net.eval()
-    net.neurosim_convolution = TRAINED_CONVOLUTION
-    return history
+def _sandwich_step(n_random: int):
+    """A ``models.train.fit`` step with the sandwich rule: per batch the gradients of
+    ``net.sandwich(n_random)`` (largest, smallest, ``n_random`` uniform) summed."""
+    def step(net: Supernet, xb, yb, cfg):
+        out = []
+        for c in net.sandwich(n_random):
+            logits = net.forward_subnet(c, xb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+            loss.backward()                        # gradients accumulate over the subnets
+            out.append((logits, float(loss.detach())))
+        return out
+    return step
 
 
 def train_supernet(space: AutoSpikformerSpace, x_train, y_train, x_val, y_val, *,
@@ -263,7 +223,7 @@ def train_supernet(space: AutoSpikformerSpace, x_train, y_train, x_val, y_val, *
     "sandwich" (largest + smallest + ``n_random`` per step), ``epochs`` passes over the
     training rows, one torch thread; returns the supernet and the training record (per epoch
     loss, train accuracy of the sampled subnets, validation accuracy of the largest subnet)."""
-    from ..train import TrainConfig, fit
+    from ..train import TrainConfig, fit, plain_step
     if sampling not in SAMPLING_RULES:
         raise ValueError(f"supernet sampling must be one of {list(SAMPLING_RULES)}, got "
                          f"{sampling!r}")
@@ -274,12 +234,12 @@ def train_supernet(space: AutoSpikformerSpace, x_train, y_train, x_val, y_val, *
         cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, shift_px=shift_px,
                           seed=seed, threads=1)
         if sampling == "uniform":
-            history = fit(net, x_train, y_train, x_val, y_val, cfg, progress=progress).history
-            rule = "uniform, one subnet per step"
+            step, rule = plain_step, "uniform, one subnet per step"
         else:
-            history = _fit_sandwich(net, x_train, y_train, x_val, y_val, cfg, n_random,
-                                    progress=progress)
+            step = _sandwich_step(n_random)
             rule = f"sandwich: largest + smallest + {n_random} uniform per step, summed"
+        history = fit(net, x_train, y_train, x_val, y_val, cfg, progress=progress,
+                      step=step).history
     finally:
         torch.set_num_threads(threads)
     return net.eval(), {"epochs": epochs, "seed": seed, "lr": lr, "batch_size": batch_size,
