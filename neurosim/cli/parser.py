@@ -320,6 +320,16 @@ def executor_args(sp, what: str) -> None:
                          "instead of starting one; its workers must see the same files")
 
 
+def resumable_run_args(sp, out_help: str, what_done: str, tasks: str, *,
+                       required: bool = False) -> None:
+    """--out (a resumable run directory), --restart, the executor's and the output flags."""
+    sp.add_argument("--out", required=required, default=None, metavar="DIR", help=out_help)
+    sp.add_argument("--restart", action="store_true",
+                    help=f"discard {what_done} already in --out")
+    executor_args(sp, tasks)
+    output_args(sp, "print the result as JSON", "print nothing")
+
+
 def evolution_args(sp, *, parents: int, mutations: int, crossovers: tuple, m_prob: tuple,
                    s_prob: tuple) -> None:
     """The evolutionary search's flags (population 50 and 20 generations by default)."""
@@ -380,12 +390,8 @@ def _add_search(sub) -> None:
                     help="chip for --score energy (default tianjic-x16)")
     sp.add_argument("--weights-seed", type=int, default=0,
                     help="seed of the untrained weights (syops-ac, energy, --fits)")
-    sp.add_argument("--out", default=None, metavar="DIR",
-                    help="write search.json and the scores (resumable) to DIR")
-    sp.add_argument("--restart", action="store_true",
-                    help="discard the scores already in --out")
-    executor_args(sp, "model-based scores (syops, syops-ac, energy)")
-    output_args(sp, "print the result as JSON", "print nothing")
+    resumable_run_args(sp, "write search.json and the scores (resumable) to DIR",
+                       "the scores", "model-based scores (syops, syops-ac, energy)")
 
 
 def _add_search_autospikformer(methods) -> None:
@@ -451,12 +457,8 @@ def _add_search_autospikformer(methods) -> None:
     sp.add_argument("--random", type=int, default=0, metavar="N",
                     help="also evaluate N random feasible candidates and plot both fronts "
                          "with their hypervolumes (default 0)")
-    sp.add_argument("--out", required=True, metavar="DIR",
-                    help="write the supernet, evaluations (resumable) and search.json here")
-    sp.add_argument("--restart", action="store_true",
-                    help="discard the supernet and evaluations already in --out")
-    executor_args(sp, "candidate evaluations")
-    output_args(sp, "print the result as JSON", "print nothing")
+    resumable_run_args(sp, "write the supernet, evaluations (resumable) and search.json here",
+                       "the supernet and evaluations", "candidate evaluations", required=True)
 
 
 def _add_sweep(sub) -> None:
@@ -478,12 +480,8 @@ def _add_sweep(sub) -> None:
     sp.add_argument("--config", required=True,
                     help="sweep file (TOML); it may also hold this command's flags as keys "
                          "(out = \"runs/s\", workers = 0), which the command line overrides")
-    sp.add_argument("--out", default=None, metavar="DIR",
-                    help="output directory (default runs/sweep/<config name>)")
-    sp.add_argument("--restart", action="store_true",
-                    help="discard the points already done in --out")
-    executor_args(sp, "points")
-    output_args(sp, "print the result as JSON", "print nothing")
+    resumable_run_args(sp, "output directory (default runs/sweep/<config name>)",
+                       "the points", "points")
 
 
 def _add_convert(sub) -> None:
