@@ -8,10 +8,11 @@ Steps (each resumable: a rerun with the same --out skips what is done):
    supernet, the evolved-vs-random front with hypervolumes, the chosen subnet's checkpoint.
 2. ``inherit``: for ``--n-subnets`` random subnets, validation accuracy with inherited supernet
    weights (BN re-estimated) against the same subnet trained from scratch for the same epochs.
-3. ``neurons``: neuron-only search (thresholds and taus per block) on one fixed architecture
-   and T (``--fixed``), inherited weights, on ``--neuron-chip`` (default speck-xl, async),
-   against Spikformer's default neurons (v_th 1, tau 2): the lowest simulated energy at <= 1
-   point validation accuracy loss, then both on the test split and both on the other chip.
+3. ``neurons``: neuron-only search (thresholds and taus per block; with ``--neuron-T`` also
+   the time steps, the paper's S_S) on one fixed architecture (``--fixed``), inherited
+   weights, on ``--neuron-chip`` (default speck-xl, async), against Spikformer's default
+   neurons (v_th 1, tau 2, the --fixed T): the lowest simulated energy at <= 1 point
+   validation accuracy loss, then both on the test split and both on the other chip.
 4. ``ranks``: Kendall tau between formula / paper-mode energy and simulated energy over the
    search's random candidates on the sync chip and the same candidates on the async chip,
    with the candidates whose ranks differ most and their static share and T.
@@ -22,6 +23,9 @@ Steps (each resumable: a rerun with the same --out skips what is done):
         --supernet-epochs 20 --population 20 --generations 5 --n 64 \
         --neuron-population 12 --neuron-generations 2 --workers 1   # see the README section
     python scripts/autospikformer_study.py --smoke --out /tmp/as-smoke       # ~1 minute
+    # on another supernet, one step (its supernet in <out>/search/supernet.safetensors):
+    nice -n 10 python scripts/autospikformer_study.py --out runs/autospikformer-sandwich40 \
+        --steps neurons --neuron-T 2,3,4,5,6 --neuron-population 20 --neuron-generations 5
 """
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ from neurosim.run.autospikformer_eval import evaluate_candidate, search_data  # 
 from neurosim.run.executor import make_executor  # noqa: E402
 
 SYNC, ASYNC = "tianjic-x16", "speck-xl"
+STEPS = ("search", "inherit", "neurons", "ranks", "report")
 
 
 def parse_args(argv=None):
@@ -61,6 +66,12 @@ def parse_args(argv=None):
     p.add_argument("--neuron-generations", type=int, default=5)
     p.add_argument("--fixed", default="64,4,4,4",
                    help="neuron study architecture: width,MLP ratio,heads,T (depth 1)")
+    p.add_argument("--neuron-T", default=None, metavar="T,T,...",
+                   help="neuron study: also search the time steps (the paper's S_S: threshold, "
+                        "tau and time step), e.g. 2,3,4,5,6; the default neurons keep the "
+                        "--fixed T (default: T fixed)")
+    p.add_argument("--steps", nargs="+", default=list(STEPS), choices=list(STEPS),
+                   help="steps to run (default all; each needs the search step's supernet)")
     p.add_argument("--neuron-chip", default=ASYNC,
                    help=f"chip of the neuron-only search ({ASYNC}: async; or {SYNC}: sync)")
     p.add_argument("--workers", type=int, default=2)
@@ -131,14 +142,15 @@ def _inherit(a, out: Path, space, data) -> list:
 
 
 def _neurons(a, out: Path, space, data) -> dict:
-    d = out / "neurons"
     D, r, h, T = (float(v) for v in a.fixed.split(","))
+    Ts = [int(T)] if a.neuron_T is None else [int(v) for v in a.neuron_T.split(",")]
+    d = out / ("neurons" if a.neuron_T is None else "neurons-T")
     toml = d / "space.toml"
     d.mkdir(parents=True, exist_ok=True)
     toml.write_text(
         f'name = "neurons-D{int(D)}"\nembed_dim = [{int(D)}]\nmlp_ratio = [{r:g}]\n'
         f"num_heads = [{int(h)}]\ndepth = [1]\nthreshold = {list(space.thresholds)}\n"
-        f"tau = {list(space.taus)}\nT = [{int(T)}]\n[inputs]\nimg_size = "
+        f"tau = {list(space.taus)}\nT = {Ts}\n[inputs]\nimg_size = "
         f"{space.inputs.img_size}\nin_channels = {space.inputs.in_channels}\nnum_classes = "
         f"{space.inputs.num_classes}\npool_stages = {list(space.inputs.pool_stages)}\n")
     if not (d / "search.json").exists():
@@ -236,15 +248,22 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     space = get_space(a.space)
     data = search_data("digits", space.inputs, a.val_n, a.seed, a.train_n)
-    search = _search(a, out)
-    summary = {"search": {k: search[k] for k in ("best", "fronts", "settings")
-                          if k in search},
-               "n_infeasible": len(search["infeasible"])}
-    summary["inherit"] = _inherit(a, out, space, data)
-    summary["neurons"] = _neurons(a, out, space, data)
-    summary["ranks"] = _ranks(a, out, space, data, search)
-    summary["report_dir"] = str(_report(a, out, search))
-    (out / "study.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    summary = {}
+    if {"search", "ranks", "report"} & set(a.steps):
+        search = _search(a, out)
+        summary = {"search": {k: search[k] for k in ("best", "fronts", "settings")
+                              if k in search},
+                   "n_infeasible": len(search["infeasible"])}
+    if "inherit" in a.steps:
+        summary["inherit"] = _inherit(a, out, space, data)
+    if "neurons" in a.steps:
+        summary["neurons"] = _neurons(a, out, space, data)
+    if "ranks" in a.steps:
+        summary["ranks"] = _ranks(a, out, space, data, search)
+    if "report" in a.steps:
+        summary["report_dir"] = str(_report(a, out, search))
+    name = "study.json" if set(a.steps) == set(STEPS) else f"study-{'-'.join(a.steps)}.json"
+    (out / name).write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

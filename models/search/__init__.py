@@ -13,6 +13,8 @@
 * :mod:`models.search.syops`: the released code's count (syops-counter rules on an all-ones
   input; torch).
 * :mod:`models.search.evolution`: the released code's evolutionary search, seeded.
+* :mod:`models.search.nsga`: NSGA-II parent order (non-dominated front, crowding distance) for
+  energy-accuracy searches.
 * :mod:`models.search.rank`: Kendall / Spearman tau with bootstrap confidence intervals.
 
 Scores that need the simulator (event-level energy, "fits chip X") live above the models layer,

@@ -30,6 +30,12 @@ JSON-able value) and ``fitness(raw values of every candidate scored so far, in s
 -> list of float`` is recomputed after every generation; parents are the best under the
 fitness of that moment, and the result ranks every candidate by the fitness over all of them.
 
+Parent selection other than by fitness (multi-objective search): with ``parent_key``,
+``parent_key(raw values of every candidate scored so far) -> list of sort keys`` (lower is
+better, ties by candidate key) orders the parents instead of the fitness, e.g. NSGA-II's
+(non-domination front, -crowding distance) from
+:func:`models.search.autospikformer.pareto_parent_key`; the result is still ranked by fitness.
+
 The search only asks the space for ``sample(rng)``, ``mutate(parent, rng, m_prob, s_prob)``
 and ``crossover(p1, p2, rng)`` and the candidates for ``key`` and ``depth``, so other spaces
 (``models.search.autospikformer``) run through the same loop.
@@ -77,9 +83,11 @@ class SearchResult:
 
 class _Search:
     def __init__(self, legality: Legality, score, rng: random.Random, m_prob: float,
-                 s_prob: float, fitness=None):
+                 s_prob: float, fitness=None, parent_key=None):
         self.legal, self.space, self.score_fn, self.fitness = (legality, legality.space, score,
                                                                fitness)
+        self.parent_key = parent_key
+        self.parent_order: list[Arch] = []
         self.raw: dict = {}
         self.rng, self.m_prob, self.s_prob = rng, m_prob, s_prob
         self.scores: dict[str, float] = {}
@@ -111,6 +119,13 @@ class _Search:
                 raise ValueError(f"fitness returned {len(fit)} values for {len(self.order)} "
                                  f"candidates")
             self.scores = {a.key: self._finite(a, f) for a, f in zip(self.order, fit)}
+        if self.parent_key is not None:
+            keys = list(self.parent_key([self.raw[a.key] for a in self.order]))
+            if len(keys) != len(self.order):
+                raise ValueError(f"parent_key returned {len(keys)} keys for {len(self.order)} "
+                                 f"candidates")
+            self.parent_order = [a for _, a in sorted(zip(keys, self.order),
+                                                      key=lambda t: (t[0], t[1].key))]
 
     @staticmethod
     def _finite(a, v) -> float:
@@ -121,6 +136,9 @@ class _Search:
 
     def top(self, k: int) -> list[Arch]:
         return sorted(self.order, key=lambda a: (-self.scores[a.key], a.key))[:k]
+
+    def parents(self, k: int) -> list[Arch]:
+        return self.parent_order[:k] if self.parent_key is not None else self.top(k)
 
     def random_fill(self, have: int, target: int) -> list[Arch]:
         out, draws = [], 0
@@ -177,13 +195,17 @@ def evolve(legality: Legality, score: Callable[[list], list], *, population: int
            generations: int = 20, parents: int = 10, mutations: int = 25, crossovers: int = 25,
            m_prob: float = 0.2, s_prob: float = 0.4, seed: int = 0,
            on_generation: Callable[[dict], None] | None = None,
-           fitness: Callable[[list], list] | None = None) -> SearchResult:
+           fitness: Callable[[list], list] | None = None,
+           parent_key: Callable[[list], list] | None = None) -> SearchResult:
     """Search ``legality.space`` for the legal architecture with the highest ``score`` (see
     module doc). ``score`` takes a list of candidates and returns one finite number each (or,
-    with ``fitness``, one raw evaluation each, ranked by the population-relative fitness).
+    with ``fitness``, one raw evaluation each, ranked by the population-relative fitness;
+    ``parent_key`` needs ``fitness``: it orders the parents, see the module doc).
     ``on_generation(record)`` is called after every generation (progress)."""
     _check_settings(population, generations, parents, mutations, crossovers, m_prob, s_prob)
-    s = _Search(legality, score, random.Random(seed), m_prob, s_prob, fitness)
+    if parent_key is not None and fitness is None:
+        raise ValueError("parent_key orders raw evaluations: give fitness too")
+    s = _Search(legality, score, random.Random(seed), m_prob, s_prob, fitness, parent_key)
     cands = s.random_fill(0, population)
     if not cands:
         raise SearchSpaceError(f"found no legal architecture in space {legality.space.name!r} "
@@ -191,7 +213,7 @@ def evolve(legality: Legality, score: Callable[[list], list], *, population: int
     s.evaluate(cands)
     history = []
     for g in range(generations):
-        top = s.top(parents)
+        top = s.parents(parents)
         mut = s.mutate(top, mutations)
         cross = s.crossover(top, crossovers)
         rand = s.random_fill(len(mut) + len(cross), population)
@@ -207,6 +229,8 @@ def evolve(legality: Legality, score: Callable[[list], list], *, population: int
     settings = {"population": population, "generations": generations, "parents": parents,
                 "mutations": mutations, "crossovers": crossovers, "m_prob": m_prob,
                 "s_prob": s_prob, "seed": seed}
+    if parent_key is not None:
+        settings["parents_by"] = getattr(parent_key, "name", "parent_key")
     return SearchResult(best=best, best_score=s.scores[best.key],
                         scored=[(a, s.scores[a.key]) for a in s.order], history=history,
                         settings=settings, raw=dict(s.raw))

@@ -427,6 +427,11 @@ def _add_search_autospikformer(methods) -> None:
                          "part, neurosim's paper mode, or the paper's formula")
     sp.add_argument("--alpha", type=float, default=0.5,
                     help="energy weight of F_AEB, in [0, 1] (default 0.5)")
+    sp.add_argument("--parents-by", choices=["faeb", "nsga2"], default="faeb",
+                    help="parent selection: the best by F_AEB (default, the paper), or nsga2: "
+                         "non-dominated front, then crowding distance over energy and "
+                         "accuracy (spreads the search along the front; the chosen subnet is "
+                         "still the best by F_AEB)")
     sp.add_argument("--supernet", default=None, metavar="CKPT",
                     help="use this trained supernet (of this space or a larger one) instead "
                          "of training one")
@@ -451,6 +456,12 @@ def _add_search_autospikformer(methods) -> None:
                     help="training rows that re-estimate a subnet's BatchNorm (default 256)")
     sp.add_argument("--seed", type=int, default=0,
                     help="seed of the supernet, the data split and the search (default 0)")
+    sp.add_argument("--search-seed", type=int, default=None,
+                    help="seed of the evolution and the random candidates only (default "
+                         "--seed): repeat a search on the same supernet and data")
+    sp.add_argument("--evaluations-from", nargs="*", default=[], metavar="LOG",
+                    help="reuse the candidates already evaluated in these evaluations.jsonl "
+                         "files (same supernet, chip, mode and data, else an error)")
     evolution_args(sp, parents=20, mutations=35, crossovers=(15, " (Pd 0.3 of 50)"),
                    m_prob=(0.4, "per-gene mutation probability Pm"),
                    s_prob=(0.4, "depth / width / T mutation probability"))

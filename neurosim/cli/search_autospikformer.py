@@ -112,10 +112,36 @@ def _random_candidates(feas, n: int, seed: int, exclude=()) -> list:
     return out
 
 
+def _search_seed(args) -> int:
+    return args.seed if args.search_seed is None else args.search_seed
+
+
 def _settings(args) -> dict:
     return dict(population=args.population, generations=args.generations,
                 parents=args.parents, mutations=args.mutations, crossovers=args.crossovers,
-                m_prob=args.m_prob, s_prob=args.s_prob, seed=args.seed)
+                m_prob=args.m_prob, s_prob=args.s_prob, seed=_search_seed(args))
+
+
+def _reuse(log, paths) -> int:
+    """Copy into ``log`` the evaluations of other logs with the same header (an evaluation
+    depends only on the candidate and the header); returns how many were copied."""
+    from neurosim.run.resultlog import ResultLog, ResultLogError
+    n = 0
+    for path in paths:
+        if not Path(path).is_file():
+            raise UsageError(f"--evaluations-from {path}: no such file")
+        if Path(path).resolve() == log.path.resolve():
+            continue
+        try:
+            other = ResultLog(path, log.header)
+        except ResultLogError as e:
+            raise UsageError(f"--evaluations-from {path}: its evaluations were made with "
+                             f"another supernet, chip, mode or data ({e})") from None
+        for key, rec in other.done.items():
+            if key not in log.done:
+                log.append(key, {k: v for k, v in rec.items() if k != "key"})
+                n += 1
+    return n
 
 
 def _row(raw: dict, fitness: float | None = None) -> dict:
@@ -156,6 +182,7 @@ def cmd_autospikformer(args) -> int:
     from chips.spec import load_chip
     from models.search.autospikformer import Feasibility, aeb_fitness, get_space
     from models.search.evolution import evolve
+    from models.search.nsga import ParetoParents
     from neurosim.run.autospikformer_eval import ENERGY_KEYS, search_data, warm_up
     from neurosim.run.executor import make_executor
     from neurosim.run.resultlog import ResultLog
@@ -185,14 +212,21 @@ def cmd_autospikformer(args) -> int:
                   "recal_n": args.recal_n, "val_n": args.val_n, "train_n": args.train_n,
                   "seed": args.seed, "workload": args.workload}
         log = ResultLog(out / EVAL_LOG, header, restart=args.restart)
+        reused = _reuse(log, args.evaluations_from)
+        if reused and chatty(args):
+            print(f"reused {reused} evaluation(s) from {len(args.evaluations_from)} log(s)",
+                  file=sys.stderr, flush=True)
         score = _Evaluator(ex, log, supernet, space, ex.put(data), args)
         res = evolve(feas, score, fitness=aeb_fitness(args.alpha, energy), on_generation=on_gen,
+                     parent_key=ParetoParents(energy) if args.parents_by == "nsga2" else None,
                      **_settings(args))
-        rand = _random_candidates(feas, args.random, args.seed + 1)
+        rand = _random_candidates(feas, args.random, _search_seed(args) + 1)
         rand_raw = score(rand) if rand else []
     search_rows = [_row(res.raw[c.key], f) for c, f in res.ranked()]
+    evolved = f"evolved ({'F_AEB' if args.parents_by == 'faeb' else 'NSGA-II parents'})"
     payload = {"space": space.to_dict(), "chip": args.chip, "mode": args.mode,
                "alpha": args.alpha, "energy": args.energy, "settings": res.settings,
+               "parents_by": args.parents_by,
                "best": {"candidate": res.best.to_dict(), **_row(res.raw[res.best.key],
                                                                 res.best_score)},
                "search": search_rows, "history": res.history,
@@ -200,7 +234,8 @@ def cmd_autospikformer(args) -> int:
                "random": [_row(r) for r in rand_raw], "supernet": str(supernet),
                "evaluations_log": str(log.path)}
     lines = [f"Auto-Spikformer search: space {space.name}, chip {args.chip} ({args.mode}), "
-             f"F_AEB alpha {args.alpha} on {args.energy} energy",
+             f"F_AEB alpha {args.alpha} on {args.energy} energy, parents by "
+             f"{'F_AEB' if args.parents_by == 'faeb' else 'NSGA-II (front, crowding)'}",
              f"  {len(res.scored)} candidates evaluated ({len(feas.rejected)} rejected as "
              f"infeasible, with the mapper's reason in search.json)",
              f"best: {res.best.key}",
@@ -208,7 +243,7 @@ def cmd_autospikformer(args) -> int:
              f"{1e6 * res.raw[res.best.key][energy]:.4g} uJ per inference ({args.energy})"]
     if rand_raw:
         from neurosim.report.search_front import compare_fronts, plot_fronts
-        sets = {"evolved (F_AEB)": ([r[energy] for r in search_rows],
+        sets = {evolved: ([r[energy] for r in search_rows],
                                     [r["accuracy"] for r in search_rows]),
                 "random": ([r[energy] for r in rand_raw], [r["accuracy"] for r in rand_raw])}
         fronts = compare_fronts(sets)

@@ -160,6 +160,42 @@ def test_tiny_search_on_local_ray_then_resumed_in_process(tmp_path):
     assert (out / "evaluations.jsonl").read_text().count("\n") == log_lines
 
 
+def test_nsga2_parents_and_reused_evaluations(tmp_path, monkeypatch, capsys):
+    """A second search on the same supernet and data, another search seed and NSGA-II parents,
+    reuses the first one's evaluations: only candidates never evaluated are simulated."""
+    import neurosim.run.autospikformer_eval as ev
+    space = tmp_path / "tiny.toml"
+    space.write_text(SPACE_TOML)
+    first = tmp_path / "first"
+    assert main(_argv(space, first, "--workers", "0", "--random", "2")) == 0
+    done = {json.loads(line)["key"] for line in
+            (first / "evaluations.jsonl").read_text().splitlines()[1:]}
+    calls = []
+    real = ev.evaluate_candidate
+    monkeypatch.setattr(ev, "evaluate_candidate",
+                        lambda cand, *a, **k: calls.append(cand) or real(cand, *a, **k))
+    second = tmp_path / "second"
+    assert main(_argv(space, second, "--workers", "0", "--random", "2", "--parents-by",
+                      "nsga2", "--search-seed", "3", "--supernet",
+                      str(first / "supernet.safetensors"), "--evaluations-from",
+                      str(first / "evaluations.jsonl"))) == 0
+    res = json.loads((second / "search.json").read_text())
+    assert res["parents_by"] == "nsga2" and res["settings"]["parents_by"] == "nsga2"
+    assert res["settings"]["seed"] == 3
+    assert {"evolved (NSGA-II parents)", "random"} <= set(res["fronts"])
+    evaluated = {r["key"] for r in res["search"] + res["random"]}
+    new = {Candidate.from_dict(c).key for c in calls}
+    assert new == evaluated - done and len(calls) == len(new)
+    assert evaluated & done                                   # some were reused
+    # a log of another run (other simulated inputs) is refused, naming the file
+    other = tmp_path / "other"
+    assert main(_argv(space, other, "--workers", "0", "--n", "3", "--supernet",
+                      str(first / "supernet.safetensors"), "--generations", "0",
+                      "--evaluations-from", str(first / "evaluations.jsonl"))) == 2
+    err = capsys.readouterr().err
+    assert f"--evaluations-from {first / 'evaluations.jsonl'}" in err and "another" in err
+
+
 @pytest.mark.parametrize("extra, toml, msg", [
     (["--alpha", "1.5"], SPACE_TOML, r"alpha .* must be in \[0, 1\], got 1.5"),
     ([], SPACE_TOML.replace("threshold = [0.6", "threshold = [0.0"),
