@@ -6,11 +6,13 @@ In windowed mode a node fires window t with its whole input, so without drops it
 operation counts do not depend on when it fires. This path therefore runs every node's step
 for the B inputs together in graph order (the executors and the event-driven accounting of
 ``AsyncEngine``), and records, per input, what the timing model needs: each node window's work
-seconds per core, each batch copy's events and core service per position (nonzero positions
-only, in emission order), and the largest spike count of each sent part (SFA bursts). The
-timing model then replays the SimPy schedule per input (``kernels.schedule``): same event
-order, same queue kernels, same float operations, so latency, statistics, FIFO traces and the
-timeline are identical.
+seconds per core, each batch copy's events cut into the runs the queue model takes (first
+event, events, core seconds: ``queues.run_add`` over the nonzero positions in emission order,
+as ``queues.route_dense`` cuts them), and the largest spike count of each sent part whose
+counts can exceed 1 (SFA bursts; an IF / LIF part's burst never outlasts its work). The timing
+model then replays the SimPy schedule per input (``kernels.schedule``): same event order, same
+queue operations, same float operations, so latency, statistics, FIFO traces and the timeline
+are identical.
 
 Exact fallback. With ``overflow="drop"`` a dropped event changes what a core computes, so the
 numerics depend on time: when any input of a batch had a drop, the batch is simulated again on
@@ -63,7 +65,12 @@ class WindowedPlan:
         self.groups: list = []         # per sender: [(c0, c1, v, [template], M, fan_pos)]
         for s, u in enumerate(self.senders):
             slot = {-1: 0} if u == eng.inp else {c: i for i, c in enumerate(eng.core_part[u])}
-            burst = eng.sends[u] != "graded" and u != eng.inp and u not in eng.folded
+            # a part's burst can end after its work only with spike counts above 1: IF / LIF
+            # spikes are 0 or 1 (end t0 + (max - 1) ISI <= t0), so they need no maximum
+            op = eng.graph.op(u)
+            binary = isinstance(op, G.Neurons) and op.model in ("if", "lif")
+            burst = (eng.sends[u] != "graded" and u != eng.inp and u not in eng.folded
+                     and not binary)
             bursts, groups = [], []
             for i, (core, c0, c1) in enumerate(eng.src_parts[u]):
                 ps = len(self.parts)
@@ -116,6 +123,7 @@ class WindowedPlan:
         self.n_queues = net.n_queues          # every route is resolved: the queues are final
         self.n_core_slots = len(nc_core)
         self.tables = [self._copy_tables(eng, s, u) for s, u in enumerate(self.senders)]
+        self.service_s, self.run = float(eng.service_s), int(net.run_events)
         # per node: (name, executor, inputs, role for the event-driven neuron updates, core
         # slots, inputs whose last consumer it is)
         pos = {n: i for i, n in enumerate(self.senders)}
@@ -129,7 +137,7 @@ class WindowedPlan:
             self.steps.append((v, e, eng.inputs_of[v], role, self.core_slots[v],
                                [u for u in dict.fromkeys(eng.inputs_of[v])
                                 if last[u] == pos[v]]))
-        self.e_buf = np.empty((2, 1 << 16))   # WindowedBatch's position buffer, grown on demand
+        self.e_buf = np.empty((3, 1 << 14))   # WindowedBatch's run buffer, grown on demand
 
     def _copy_tables(self, eng, s: int, u: str) -> dict:
         """Sender ``s``'s groups as flat arrays for ``kernels.windowed.copy_events``."""
@@ -141,10 +149,12 @@ class WindowedPlan:
         m = [len(g[3]) for g in groups]
         t0 = groups[0][3][0] if groups else 0
         fan = np.zeros((sum(m), P))
-        mflat, moff, ssc_k, ssc_p = [], [], [], []
+        mflat, moff, uniform, ssc_k, ssc_p = [], [], [], [], []
         for c0, c1, v, tms, M, fans in groups:
             moff.append(sum(a.size for a in mflat))
-            mflat.append(M.reshape(-1))
+            mflat.append(np.ascontiguousarray(M.T).reshape(-1))        # [2 m, channels]
+            # every destination needs every channel, at the same ops per event
+            uniform.append(bool((M[:, 0::2] == 1.0).all() and (M[:, 1::2] == M[:1, 1::2]).all()))
             op = eng.graph.op(v)
             ssc = isinstance(op, G.Conv) and bool(op.ssc)
             ssc_k.append(op.kernel if ssc else 0)
@@ -153,13 +163,13 @@ class WindowedPlan:
                 fan[t - t0] = np.broadcast_to(f, (P,))
         i64 = np.int64
         return {"P": P, "C": C, "H": H, "W": W, "t0": t0, "n": sum(m),
+                "graded": eng.sends[u] == "graded",
                 "c0": np.array([g[0] for g in groups], i64),
                 "c1": np.array([g[1] for g in groups], i64), "m": np.array(m, i64),
                 "g_t0": np.array([g[3][0] - t0 for g in groups], i64),
-                "moff": np.array(moff, i64), "ssc_k": np.array(ssc_k, i64),
-                "ssc_p": np.array(ssc_p, i64),
-                "M": np.concatenate(mflat) if mflat else np.zeros(0), "fan": fan,
-                "bound": sum(m) * P}
+                "moff": np.array(moff, i64), "uniform": np.array(uniform, np.uint8),
+                "ssc_k": np.array(ssc_k, i64), "ssc_p": np.array(ssc_p, i64),
+                "MT": np.concatenate(mflat) if mflat else np.zeros(0), "fan": fan}
 
 
 class WindowedBatch:
@@ -178,47 +188,46 @@ class WindowedBatch:
         self.pmax = np.full((B, T, max(1, len(p.parts))), -1.0)
         self.n_ev = np.zeros((B, T * p.n_tmpl), np.int64)
         self.e_len = np.zeros((T * p.n_tmpl, B), np.int64)
-        self.e_buf = self.plan.e_buf       # events and core seconds per position, by copy
+        self.e_buf = self.plan.e_buf       # each copy's runs: first event, events, seconds
         self.e_used = 0
-        self.e_cid: list = []            # copy ids in the order their entries are stored
+        self.e_cid: list = []            # (first copy id, copies) in the order stored
 
     # -------------------------------------------------------------------------- numerics
     def _sends(self, s: int, k: int, val: np.ndarray) -> None:
         """What sender ``s`` sends in window ``k`` (``val`` [B, ...] channels-last): per copy
-        and input the events and core seconds of each nonzero position
-        (``WindowedSim._load``, ``kernels.windowed.copy_events``), and the largest spike
+        and input its events in the runs the queue model takes (the nonzero positions of
+        ``WindowedSim._load``, ``kernels.windowed.copy_events``), and the largest spike
         count of each bursting part."""
-        eng, p = self.eng, self.plan
+        p = self.plan
         tb = p.tables[s]
         if not tb["n"] and not p.bursts[s]:
             return
         B = val.shape[0]
         V = np.ascontiguousarray(val, np.float64).reshape(B, tb["P"], tb["C"])
-        for ps, c0, c1 in p.bursts[s]:
-            if tb["P"]:
-                self.pmax[:, k, ps] = V[:, :, c0:c1].max(axis=(1, 2))
+        for ps, c0, c1 in p.bursts[s] if tb["P"] else ():
+            self.pmax[:, k, ps] = V[:, :, c0:c1].max(axis=(1, 2))
         if not tb["n"]:
             return
         porder = _NO_ORDER
-        if s == 0 and eng.input_order == "saliency":      # WindowedSim._order, per input
+        if s == 0 and self.eng.input_order == "saliency":      # WindowedSim._order, per input
             mag = np.abs(V).max(axis=2)
             porder = np.argsort(-mag, axis=1, kind="stable").astype(np.int64)
-        n_ev = np.zeros((B, tb["n"]), np.int64)
-        e_len = np.zeros((tb["n"], B), np.int64)
+        a = k * p.n_tmpl + tb["t0"]                  # this window's copies: a .. a + n - 1
+        n_ev, e_len = self.n_ev[:, a:a + tb["n"]], self.e_len[a:a + tb["n"]]
         u = self.e_used
-        if u + tb["bound"] * B > self.e_buf.shape[1]:    # room for every position: grow x2
-            grown = np.empty((2, max(2 * self.e_buf.shape[1], u + tb["bound"] * B)))
-            grown[:, :u] = self.e_buf[:, :u]
+        while True:              # runs written while they fit; else grow (x2) and again
+            buf = self.e_buf
+            used = KW.copy_events(V, tb["graded"], p.service_s, p.run, tb["H"], tb["W"],
+                                  porder, tb["c0"], tb["c1"], tb["m"], tb["g_t0"], tb["moff"],
+                                  tb["uniform"], tb["ssc_k"], tb["ssc_p"], tb["MT"], tb["fan"],
+                                  n_ev, e_len, buf[0, u:], buf[1, u:], buf[2, u:])
+            if u + used <= buf.shape[1]:
+                break
+            grown = np.empty((3, max(2 * buf.shape[1], u + used)))
+            grown[:, :u] = buf[:, :u]
             self.e_buf = self.plan.e_buf = grown       # kept for the next batch (no refaults)
-        used = KW.copy_events(V, eng.sends[p.senders[s]] == "graded", float(eng.service_s),
-                              tb["H"], tb["W"], porder, tb["c0"], tb["c1"], tb["m"],
-                              tb["g_t0"], tb["moff"], tb["ssc_k"], tb["ssc_p"], tb["M"],
-                              tb["fan"], n_ev, e_len, self.e_buf[0, u:], self.e_buf[1, u:])
         self.e_used = u + used
-        cids = k * p.n_tmpl + tb["t0"] + np.arange(tb["n"])
-        self.n_ev[:, cids] = n_ev
-        self.e_len[cids] = e_len
-        self.e_cid.append(cids)
+        self.e_cid.append((a, tb["n"]))
 
     def numerics(self) -> None:
         """Every node's step for the B inputs, window by window in graph order, with the
@@ -256,12 +265,13 @@ class WindowedBatch:
         eng, p, B, T = self.eng, self.plan, self.B, self.T
         n_cid = T * p.n_tmpl
         e_start = np.zeros((n_cid, B + 1), np.int64)
-        order = np.concatenate(self.e_cid) if self.e_cid else np.zeros(0, np.int64)
+        order = (np.concatenate([np.arange(a, a + n) for a, n in self.e_cid]) if self.e_cid
+                 else np.zeros(0, np.int64))
         lens = self.e_len[order]                                        # [copies, B]
         base = np.concatenate([[0], np.cumsum(lens.sum(axis=1))[:-1]]) if len(order) else []
         e_start[order] = np.asarray(base, np.int64)[:, None] + np.concatenate(
             [np.zeros((len(order), 1), np.int64), np.cumsum(lens, axis=1)], axis=1)
-        e_cnt, e_svc = self.e_buf[0, :self.e_used], self.e_buf[1, :self.e_used]
+        rj, rm, rs = (self.e_buf[i, :self.e_used] for i in range(3))
         record = self.b0 == 0
         net = eng.net
         n0 = self.n_ev[0]
@@ -276,11 +286,11 @@ class WindowedBatch:
         log_n = np.zeros(1, np.int64)
         S.windowed_schedule(
             T, float(eng.input_window()), float(eng.isi_s), float(net.event_s), float(net.link_s),
-            net.depth, net.drop, net.run_events, float(net.gap_s), p.n_queues, eng.n_cores,
+            net.depth, net.drop, float(net.gap_s), p.n_queues, eng.n_cores,
             p.out_node, record, net.trace_events, BUSY_ROWS,
             p.op_start, p.op_kind, p.op_a, p.op_b, p.op_c, p.nc_start, p.nc_core, p.expected,
             p.tp_dst, p.tp_path0, p.tp_path_len, p.tp_lat_sum, p.tp_direct, p.path_q,
-            p.path_lat, self.fire_s, self.pmax, self.n_ev, e_start, e_cnt, e_svc,
+            p.path_lat, self.fire_s, self.pmax, self.n_ev, e_start, rj, rm, rs,
             stats, busy_s0, log_i, log_f, busy_buf, trace_buf, log_n)
         log = None
         if record:

@@ -223,20 +223,20 @@ class AsyncEngine(Engine):
         (u,) = self.inputs_of[v]
         uop = self.graph.op(u)
         B = ins[0].shape[0]
+        D = op.D if op.model == "sfa" else 1
+        starts = self.execs[v].starts
         if isinstance(uop, G.Linear) and prev_in is not None:
             hit = prev_in.reshape(B, -1).any(axis=1).astype(np.int64)
             per_c = np.repeat(hit[:, None] * (op.size // op.channels), op.channels, axis=1)
-        elif isinstance(uop, G.Conv) and prev_in is not None:
-            k, s, p, g = uop.kernel, uop.stride, uop.padding, uop.groups
-            og = op.channels // g
-            win = np.zeros((B, g), np.int64)          # output sites a window of spikes reaches
-            KW.touched_windows(np.ascontiguousarray(prev_in, np.float64), g, k, s, p,
-                               op.shape[1], op.shape[2], win)
-            per_c = np.repeat(win, og, axis=1)                      # per output channel
+        elif isinstance(uop, G.Conv) and prev_in is not None:   # sites a window of spikes hits
+            out = np.empty((B, len(starts)), np.int64)
+            KW.touched_parts(np.ascontiguousarray(prev_in, np.float64), uop.groups,
+                             uop.kernel, uop.stride, uop.padding, op.shape[1], op.shape[2],
+                             starts, op.channels, out)
+            return out * D
         else:
             per_c = self.channel_nonzeros(ins[0])
-        D = op.D if op.model == "sfa" else 1
-        return part_sums(per_c, self.execs[v].starts) * D
+        return part_sums(per_c, starts) * D
 
     def graded_ops(self, v: str, x: np.ndarray) -> np.ndarray:
         """MACs per part of a graded input ``x`` of projection ``v``: nonzero quantized values

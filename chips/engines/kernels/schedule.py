@@ -20,7 +20,8 @@ and only register what each process first waits for, which the kernel sets up di
 
 A node's firing and the input's windows run the sender's op list (``OP_*``): take a part's
 (start, end) time, receive an internal edge at once, open a batch, send one copy of it (a token
-when it holds no event, else ``queues.route_dense`` over its compacted positions).
+when it holds no event, else ``queues.route_runs`` over its runs, cut as ``route_dense``
+cuts them).
 
 Per input the kernel returns the network counters (``ST_*``); for the recorded input it also
 logs every core occupation (work, by the firing node) and every copy sent (by the consuming
@@ -93,11 +94,11 @@ def _later(now, t):
 
 
 @njit(cache=True)
-def windowed_schedule(T, window, isi, event_s, link_s, depth, drop, run, gap, n_queues,
+def windowed_schedule(T, window, isi, event_s, link_s, depth, drop, gap, n_queues,
                       n_cores, out_node, record, trace_events, busy_rows,
                       op_start, op_kind, op_a, op_b, op_c, nc_start, nc_core, expected,
                       tp_dst, tp_path0, tp_path_len, tp_lat_sum, tp_direct, path_q, path_lat,
-                      fire_s, pmax, n_ev, e_start, e_cnt, e_svc,
+                      fire_s, pmax, n_ev, e_start, rj, rm, rs,
                       stats, busy_s0, log_i, log_f, busy_buf, trace_buf, log_n):
     """The windowed schedule of every input b (module doc). Senders: 0 the input, j + 1 exec
     node j; (node j, window k) is ``j * T + k``. Static tables: ops per sender (``op_start``
@@ -105,16 +106,15 @@ def windowed_schedule(T, window, isi, event_s, link_s, depth, drop, run, gap, n_
     templates (destination core, route in ``path_q`` / ``path_lat``, its latency sum, whether
     it is direct: no link). Per input: node work seconds ``fire_s`` [B, T, core slots],
     largest spike count per part ``pmax`` [B, T, part slots] (-1: none), events per copy
-    ``n_ev`` [B, T * templates] and each copy's compacted positions ``e_cnt`` / ``e_svc``
-    (``e_start`` [T * templates, B + 1]). Results in ``stats`` [B, ST_SIZE]; the recorded
-    input (b = 0 when ``record``) logs into ``log_*``, ``busy_buf`` (up to ``busy_rows``
-    intervals per copy), ``trace_buf`` (one row per event with ``trace_events``) and its
-    per-core busy seconds into ``busy_s0``."""
-    B = fire_s.shape[0]
+    ``n_ev`` [B, T * templates] and each copy's runs (``queues.run_add``: first event
+    ``rj``, events ``rm``, core seconds ``rs``; ``e_start`` [T * templates, B + 1]). Results
+    in ``stats`` [B, ST_SIZE]; the recorded input (b = 0 when ``record``) logs into
+    ``log_*``, ``busy_buf`` (up to ``busy_rows`` intervals per copy), ``trace_buf`` (one row
+    per event with ``trace_events``) and its per-core busy seconds into ``busy_s0``."""
     N = expected.shape[0]
     n_tmpl = tp_dst.shape[0]
     n_nw = N * T
-    ring = np.zeros((n_queues, depth))
+    ring = np.zeros((n_queues, depth, Q.R_SIZE))      # as queues.new_state (qs per input)
     qs = np.zeros((n_queues, Q.QS_SIZE))
     got = np.zeros(n_nw, np.int64)
     rstate = np.zeros(n_nw, np.int64)          # ready: 0 not triggered, 1 scheduled, 2 processed
@@ -139,18 +139,30 @@ def windowed_schedule(T, window, isi, event_s, link_s, depth, drop, run, gap, n_
     t0s = np.zeros(max_cores)
     t1s = np.zeros(max_cores)
     busy = np.zeros(n_cores)
-    max_pos = 1
-    for c in range(e_start.shape[0]):
-        for b in range(B):
-            if e_start[c, b + 1] - e_start[c, b] > max_pos:
-                max_pos = e_start[c, b + 1] - e_start[c, b]
-    dropped = np.zeros(max_pos, np.int64)
-    seg_p = np.empty(run + 1, np.int64)
-    seg_n = np.empty(run + 1, np.int64)
-    no_order = np.zeros(0, np.int64)
     no_rows = np.zeros((0, 2))
     res = np.zeros(Q.RES_SIZE)
     cur = np.zeros(3, np.int64)                # log rows, busy rows, trace rows used
+    _schedule(T, window, isi, event_s, link_s, depth, drop, gap, n_cores, out_node, record,
+              trace_events, busy_rows, op_start, op_kind, op_a, op_b, op_c, nc_start, nc_core,
+              expected, tp_dst, tp_path0, tp_path_len, tp_lat_sum, tp_direct, path_q, path_lat,
+              fire_s, pmax, n_ev, e_start, rj, rm, rs, stats, busy_s0, log_i, log_f, busy_buf,
+              trace_buf, log_n, ring, qs, got, rstate, waiting, left, target, ht, hs, hk, ha, hb,
+              hst, t0s, t1s, busy, no_rows, res, cur)
+
+
+@njit(cache=True, _nrt=False)      # no reference counts: see ``kernels.queues``
+def _schedule(T, window, isi, event_s, link_s, depth, drop, gap, n_cores, out_node, record,
+              trace_events, busy_rows, op_start, op_kind, op_a, op_b, op_c, nc_start, nc_core,
+              expected, tp_dst, tp_path0, tp_path_len, tp_lat_sum, tp_direct, path_q, path_lat,
+              fire_s, pmax, n_ev, e_start, rj, rm, rs, stats, busy_s0, log_i, log_f, busy_buf,
+              trace_buf, log_n, ring, qs, got, rstate, waiting, left, target, ht, hs, hk, ha, hb,
+              hst, t0s, t1s, busy, no_rows, res, cur):
+    """``windowed_schedule`` on the scratch it allocated (queue state, event heap, per node
+    window counters); allocates nothing."""
+    B = fire_s.shape[0]
+    N = expected.shape[0]
+    n_tmpl = tp_dst.shape[0]
+    n_nw = N * T
     for b in range(B):
         rec = record and b == 0
         qs[:] = 0.0                 # empty queues: a ring slot is read only once written
@@ -274,9 +286,8 @@ def windowed_schedule(T, window, isi, event_s, link_s, depth, drop, run, gap, n_
                         bz = busy_buf[cur[1]:cur[1] + rows]
                         if trace_events:
                             tr = trace_buf[cur[2]:cur[2] + n]
-                    Q.route_dense_into(e_cnt[e0:e1], e_svc[e0:e1], no_order, float(n), s0,
-                                       t1 - t0, run, path, lat, link_s, depth, drop, ring, qs,
-                                       gap, dropped, seg_p, seg_n, res, bz, tr)
+                    Q.route_runs(rj[e0:e1], rm[e0:e1], rs[e0:e1], float(n), s0, t1 - t0,
+                                 path, lat, link_s, depth, drop, ring, qs, gap, res, bz, tr)
                     sent += n
                     ne = int(res[Q.RES_EVENTS])
                     d = int(res[Q.RES_DROPPED])
@@ -297,7 +308,8 @@ def windowed_schedule(T, window, isi, event_s, link_s, depth, drop, run, gap, n_
                         log_i[r, LOG_NODE] = op_b[o]
                         log_i[r, LOG_BUSY_AT] = cur[1]
                         log_i[r, LOG_TRACE_AT] = cur[2]
-                        log_f[r, :] = res
+                        for i in range(Q.RES_SIZE):
+                            log_f[r, i] = res[i]
                         cur[0] = r + 1
                         cur[1] += bz.shape[0]
                         cur[2] += tr.shape[0]
@@ -333,6 +345,7 @@ def windowed_schedule(T, window, isi, event_s, link_s, depth, drop, run, gap, n_
                     st[ST_STUCK] = jj * T + kk
                     st[ST_STUCK_GOT] = got[jj * T + kk]
         if rec:
-            busy_s0[:] = busy
+            for i in range(n_cores):
+                busy_s0[i] = busy[i]
     log_n[0] = cur[0]
 
