@@ -30,9 +30,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from neurosim.cli.main import main as neurosim  # noqa: E402
-from neurosim.report.search_front import compare_fronts, plot_fronts  # noqa: E402
+from neurosim.report.search_front import (compare_fronts, hypervolume,  # noqa: E402
+                                           plot_fronts)
 
 SETS = ("faeb", "nsga2", "random")
+NAMES = {"nsga2": "evolved, NSGA-II parents", "faeb": "evolved, F_AEB parents (paper)",
+         "random": "random"}
 
 
 def parse_args(argv=None):
@@ -54,6 +57,11 @@ def parse_args(argv=None):
 def _mode(chip: str) -> str:
     from chips.spec import load_chip
     return load_chip(chip).kind
+
+
+def _chip_name(chip: str) -> str:
+    from chips.spec import load_chip
+    return load_chip(chip).name
 
 
 def _run(a, seed: int, parents_by: str, out: Path, logs: list) -> dict:
@@ -79,6 +87,46 @@ def _run(a, seed: int, parents_by: str, out: Path, logs: list) -> dict:
     return json.loads((d / "search.json").read_text())
 
 
+def _by_budget(sets: dict, ref: dict, a) -> dict:
+    """Normalised hypervolume of each set's first k evaluations (evolved: scoring order;
+    random: draw order), k = population, 2 x population, ..., against the shared reference."""
+    all_e = [e for es, _ in sets.values() for e in es]
+    all_a = [x for _, xs in sets.values() for x in xs]
+    box = (ref["energy_j"] - min(all_e)) * (max(all_a) - ref["accuracy"])
+    n = min(len(v[0]) for v in sets.values())
+    ks = list(range(a.population, n + 1, a.population))
+    out = {"evaluations": ks}
+    for name in SETS:
+        out[name] = {s: [hypervolume(sets[(s, name)][0][:k], sets[(s, name)][1][:k],
+                                     ref["energy_j"], ref["accuracy"]) / box for k in ks]
+                     for s in a.seeds}
+    return out
+
+
+def _plot_budget(bb: dict, path: Path, a) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ks = bb["evaluations"]
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    for name, style in (("nsga2", "-"), ("faeb", "--"), ("random", ":")):
+        per_seed = [bb[name][s] for s in a.seeds]
+        mean = [statistics.mean(v) for v in zip(*per_seed)]
+        line, = ax.plot(ks, mean, style, lw=2.2, marker="o", ms=4,
+                        label=f"{NAMES[name]} (mean)")
+        ax.fill_between(ks, [min(v) for v in zip(*per_seed)], [max(v) for v in zip(*per_seed)],
+                        alpha=0.15, color=line.get_color())
+    ax.set_xlabel("candidates evaluated")
+    ax.set_ylabel("normalised hypervolume")
+    ax.set_title(f"Auto-Spikformer on {_chip_name(a.chip)}: front quality by budget "
+                 f"({len(a.seeds)} search seeds, band = min-max)", fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     a = parse_args(argv)
     out = Path(a.out)
@@ -89,8 +137,12 @@ def main(argv=None) -> int:
         runs = {pb: _run(a, seed, pb, out, logs) for pb in ("faeb", "nsga2")}
         if runs["faeb"]["random"] != runs["nsga2"]["random"]:
             raise SystemExit(f"seed {seed}: the two runs drew different random candidates")
-        for name, rows in (("faeb", runs["faeb"]["search"]), ("nsga2", runs["nsga2"]["search"]),
-                           ("random", runs["faeb"]["random"])):
+        for name, run, rows in (("faeb", runs["faeb"], runs["faeb"]["search"]),
+                                ("nsga2", runs["nsga2"], runs["nsga2"]["search"]),
+                                ("random", runs["faeb"], runs["faeb"]["random"])):
+            if name != "random":                  # evaluation order, for the budget curve
+                by_key = {r["key"]: r for r in rows}
+                rows = [by_key[k] for k in run["scoring_order"]]
             sets[(seed, name)] = ([r["energy_j"] for r in rows], [r["accuracy"] for r in rows])
     fronts = compare_fronts({f"{s}/{n}": v for (s, n), v in sets.items()})
     table = {name: {s: fronts[f"{s}/{name}"]["hypervolume_normalised"] for s in a.seeds}
@@ -105,18 +157,28 @@ def main(argv=None) -> int:
                                         for n in ("faeb", "nsga2")},
                "unique_evaluations": len({json.loads(line)["key"] for p in logs
                                           for line in p.read_text().splitlines()[1:]})}
+    union = ([e for es, _ in sets.values() for e in es], [x for _, xs in sets.values() for x in xs])
+    summary["union_hypervolume_normalised"] = compare_fronts({
+        "union": union, **{f"{s}/{n}": v for (s, n), v in sets.items()}})["union"][
+        "hypervolume_normalised"]
+    summary["by_budget"] = _by_budget(sets, fronts["reference"], a)
+    _plot_budget(summary["by_budget"], out / "by_budget.png", a)
     s0 = a.seeds[0]
-    names = {"nsga2": "evolved, NSGA-II parents", "faeb": "evolved, F_AEB parents (paper)",
-             "random": "random"}
-    plot_fronts({f"{names[n]}": sets[(s0, n)] for n in ("nsga2", "faeb", "random")},
-                out / "fronts.png", title=f"Auto-Spikformer on {a.chip}: "
+    plot_fronts({f"{NAMES[n]}": sets[(s0, n)] for n in ("nsga2", "faeb", "random")},
+                out / "fronts.png", title=f"Auto-Spikformer on {_chip_name(a.chip)}: "
                 f"{len(sets[(s0, 'random')][0])} evaluations per set (search seed {s0})")
     summary["plot"] = str(out / "fronts.png")
     (out / "fronts.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"normalised hypervolume (shared reference), {a.chip}, seeds {a.seeds}:")
+    print(f"normalised hypervolume (shared reference), {_chip_name(a.chip)}, seeds {a.seeds}:")
     for n in SETS:
         vals = " ".join(f"{table[n][s]:.4f}" for s in a.seeds)
         print(f"  {n:7s} {vals}   mean {summary['mean'][n]:.4f} +- {summary['stdev'][n]:.4f}")
+    bb = summary["by_budget"]
+    print("by budget (mean over seeds): " + "; ".join(
+        f"{k}: " + " ".join(f"{n} {statistics.mean(bb[n][s][i] for s in a.seeds):.4f}"
+                            for n in SETS) for i, k in enumerate(bb["evaluations"])))
+    print(f"every candidate of every set together (the best front found): "
+          f"{summary['union_hypervolume_normalised']:.4f}")
     print(f"evolved > random in {summary['evolved_beats_random']} of {len(a.seeds)} seeds; "
           f"{summary['unique_evaluations']} candidates simulated in all")
     return 0

@@ -230,6 +230,7 @@ def cmd_autospikformer(args) -> int:
                "best": {"candidate": res.best.to_dict(), **_row(res.raw[res.best.key],
                                                                 res.best_score)},
                "search": search_rows, "history": res.history,
+               "scoring_order": [c.key for c, _ in res.scored],
                "infeasible": dict(sorted(feas.rejected.items())),
                "random": [_row(r) for r in rand_raw], "supernet": str(supernet),
                "evaluations_log": str(log.path)}

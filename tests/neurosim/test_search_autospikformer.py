@@ -182,6 +182,7 @@ def test_nsga2_parents_and_reused_evaluations(tmp_path, monkeypatch, capsys):
     res = json.loads((second / "search.json").read_text())
     assert res["parents_by"] == "nsga2" and res["settings"]["parents_by"] == "nsga2"
     assert res["settings"]["seed"] == 3
+    assert sorted(res["scoring_order"]) == sorted(r["key"] for r in res["search"])
     assert {"evolved (NSGA-II parents)", "random"} <= set(res["fronts"])
     evaluated = {r["key"] for r in res["search"] + res["random"]}
     new = {Candidate.from_dict(c).key for c in calls}
@@ -258,3 +259,37 @@ def test_study_smoke_covers_every_acceptance_step(tmp_path):
     fr = study["search"]["fronts"]
     assert {"evolved (F_AEB)", "random"} <= set(fr)
     assert (out / "report" / "report.md").exists()
+
+
+@pytest.mark.soak
+def test_fronts_study_in_small(tmp_path):
+    """scripts/autospikformer_fronts.py on the tiny space, 2 search seeds: the three sets share
+    one reference; every hypervolume lies in [0, 1]; the budget curve never falls."""
+    import importlib.util
+    from pathlib import Path
+    space = tmp_path / "tiny.toml"
+    space.write_text(SPACE_TOML)
+    first = tmp_path / "first"
+    assert main(_argv(space, first, "--workers", "0", "--generations", "0")) == 0
+    script = Path(__file__).resolve().parents[2] / "scripts" / "autospikformer_fronts.py"
+    spec = importlib.util.spec_from_file_location("autospikformer_fronts", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "fronts"
+    assert mod.main(["--out", str(out), "--supernet", str(first / "supernet.safetensors"),
+                     "--space", str(space), "--chip", "tianjic-x16", "--seeds", "0", "1",
+                     "--population", "4", "--generations", "1", "--n", "4", "--workers", "0",
+                     "--extra", "--val-n", "32", "--train-n", "32", "--calib-n", "4",
+                     "--recal-n", "16"]) == 0
+    fr = json.loads((out / "fronts.json").read_text())
+    assert fr["n_per_set"] == {f"{s}/{n}": 8 for s in (0, 1) for n in ("faeb", "nsga2",
+                                                                       "random")}
+    hv = fr["hypervolume_normalised"]
+    assert all(0 <= hv[n][str(s)] <= fr["union_hypervolume_normalised"] <= 1
+               for n in hv for s in (0, 1))
+    bb = fr["by_budget"]
+    assert bb["evaluations"] == [4, 8]
+    for n in ("faeb", "nsga2", "random"):
+        for s in ("0", "1"):
+            assert bb[n][s][0] <= bb[n][s][1] == pytest.approx(hv[n][s])
+    assert (out / "fronts.png").exists() and (out / "by_budget.png").exists()
