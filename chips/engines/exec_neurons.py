@@ -39,6 +39,7 @@ class NeuronExec(Exec):
         xf = np.ascontiguousarray(x, np.float64).reshape(B, -1)
         out = np.empty(xf.shape, np.float64)
         sat = np.zeros(B, np.int64)
+        per_c = None                                 # spikes per input and channel
         if op.model == "sfa":
             K.sfa_burst_batch(xf, out, op.v_th, op.D, self.lo, self.hi, sat)
         else:
@@ -48,10 +49,16 @@ class NeuronExec(Exec):
             if self.fresh:
                 self.v.reshape(B, -1, op.channels)[:] = op.v_reset
                 self.fresh = False
-            K.lif_update_batch(xf, self.v, out, op.v_th, op.v_reset, sat=sat, **self.codes)
+            if len(op.v_th) == op.channels:
+                per_c = np.empty((B, op.channels), np.int64)   # spikes counted in the pass
+                K.lif_update_counted_batch(xf, self.v, out, op.v_th, op.v_reset, sat=sat,
+                                           per_c=per_c, **self.codes)
+            else:
+                K.lif_update_batch(xf, self.v, out, op.v_th, op.v_reset, sat=sat, **self.codes)
         counts[:, 0, CAT["saturations"]] += sat
         out = out.reshape(x.shape)
-        per_c = np.rint(out.reshape(B, -1, op.channels).sum(axis=1)).astype(np.int64)
+        if per_c is None:
+            per_c = np.rint(out.reshape(B, -1, op.channels).sum(axis=1)).astype(np.int64)
         add_counts(counts, "spikes", part_sums(per_c, self.starts))
         self.out_sums = (out, per_c)
         return out

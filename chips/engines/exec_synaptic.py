@@ -111,12 +111,29 @@ class ConvExec(SynapticExec):
         self.fan_mean = self.mac_parts.sum() / max(1, C * H * W)
         depthwise = op.groups == C and op.shape[0] == C
         self.kind = "depthwise" if depthwise else ("conv1x1" if op.kernel == 1 else "conv")
+        self.int8 = K.int8_weights(op.weight)      # int8 weights: the int8 dense path may apply
+
+    def plan(self, max_x: int, fan_in: int) -> tuple[tuple[str, int, int], float]:
+        """The int8 plan (``kernels.int8``; one pass each digit) where this machine and the
+        weights allow it, else the cheapest exact float plan."""
+        if self.int8 and K.int8_available():
+            plan = K.int8_plan(self.max_w, max_x, fan_in, signed=self.graded)
+            if plan is not None:
+                return plan, float(plan[1])
+        return super().plan(max_x, fan_in)
 
     def weights(self, dtype) -> "object":
         """The torch weight in ``dtype``, channels-last like the inputs (oneDNN then runs
-        without reordering it on every call; up to 1.3x faster), cached."""
+        without reordering it on every call; up to 1.3x faster), or for ``("int8", zero
+        point, input shape)`` the oneDNN-packed int8 weight (``kernels.int8.pack_conv``),
+        cached."""
         if dtype not in self.w_cache:
             import torch
+            if isinstance(dtype, tuple):
+                op = self.op
+                self.w_cache[dtype] = K.pack_conv(op.weight, dtype[1], op.stride, op.padding,
+                                                  op.groups, dtype[2])
+                return self.w_cache[dtype]
             w = torch.from_numpy(np.ascontiguousarray(self.op.weight, dtype))
             self.w_cache[dtype] = w.contiguous(memory_format=torch.channels_last)
         return self.w_cache[dtype]
@@ -159,7 +176,8 @@ class ConvExec(SynapticExec):
         dense = self.use_dense(B, events=events, elements=q.size, nnz=nnz,
                                macs=B * self.dense_macs, weights=op.weight.size, passes=passes)
         if dense:
-            acc = K.conv_exact_nhwc(q, self.weights, op.stride, op.padding, op.groups, plan)
+            acc = K.conv_exact_nhwc(q, self.weights, op.stride, op.padding, op.groups, plan,
+                                    signed=self.graded)
             mask = (q != 0).any(axis=3) if op.ssc else None
             self.last_events = -1
         else:

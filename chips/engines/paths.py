@@ -10,9 +10,13 @@ are the same either way; only the time differs. The model predicts both times (s
 with ``elements`` the input values of the batch, ``events`` the synaptic events the scatter
 delivers (sum over nonzero inputs of |value| x fan-out; for graded inputs, per nonzero value),
 ``weights`` the weight elements streamed once per call, ``MACs`` the dense multiply-accumulates
-of the whole batch and ``passes`` the exact float passes (1 in float32, p for a p-digit float32
-split, ``dense_f64_factor`` in float64). The constants are per layer kind (``KINDS``):
-``conv`` (k x k, k > 1), ``conv1x1``, ``depthwise``, ``linear``, ``matmul`` (spike products).
+of the whole batch and ``passes`` the exact passes (1 in float32 or one-pass int8, p for a
+p-digit float32 or int8 split, ``dense_f64_factor`` in float64, relative to the plan spike
+inputs take: ``kernels.int8`` convs where the machine allows them). The dense constants are
+those of that plan: a float32 pass on a machine measured with int8 convs (weights wider than
+8 bits) is costed as one int8 pass, which only ever affects speed, never results. The
+constants are per layer kind (``KINDS``): ``conv`` (k x k, k > 1), ``conv1x1``,
+``depthwise``, ``linear``, ``matmul`` (spike products).
 
 Where the constants come from: ``neurosim bench kernels`` times each kind on this machine and
 writes them to ``kernel-costs-<machine>.json`` in the cache directory (``$NEUROSIM_CACHE_DIR``,

@@ -460,6 +460,28 @@ def test_batched_neuron_kernels_equal_single_inputs():
         np.testing.assert_array_equal(cnt[b], c1)
 
 
+def test_lif_update_counted_equals_update_then_channel_sums():
+    """The fused LIF update + per-channel spike count (several cache blocks, every reset):
+    membranes, spikes and saturations of ``lif_update_batch``, counts of summing its spikes."""
+    rng = np.random.default_rng(29)
+    C, B = 6, 2
+    n = C * 1500                                     # > one 4096-element block
+    x = rng.normal(0.5, 1.5, (B, n)) * 3
+    vth, vr = rng.uniform(0.5, 1.5, C), rng.uniform(-0.3, 0.0, C)
+    for reset in (K.RESET_HARD, K.RESET_SOFT, K.RESET_NONE):
+        args = dict(model=K.MODEL_LIF, tau=2.0, reset=reset, decay_input=True, lo=-4.0, hi=4.0)
+        v0 = rng.normal(0, 1, (B, n))
+        v, out, sat = v0.copy(), np.zeros((B, n)), np.zeros(B, np.int64)
+        K.lif_update_batch(x, v, out, vth, vr, sat=sat, **args)
+        v2, out2, sat2 = v0.copy(), np.zeros((B, n)), np.zeros(B, np.int64)
+        per_c = np.full((B, C), 99, np.int64)
+        K.lif_update_counted_batch(x, v2, out2, vth, vr, sat=sat2, per_c=per_c, **args)
+        np.testing.assert_array_equal(v2, v)
+        np.testing.assert_array_equal(out2, out)
+        np.testing.assert_array_equal(sat2, sat)
+        np.testing.assert_array_equal(per_c, out.reshape(B, -1, C).sum(axis=1))
+
+
 @pytest.mark.parametrize("order", ["q(kv)", "(qk)v"])
 def test_spike_matmul_scatter_equals_dense(order):
     """Event-driven spike products equal the dense integer product, q / k and v with

@@ -8,6 +8,8 @@ The package namespace exposes every kernel and helper
 * :mod:`~chips.engines.kernels.neuron`: IF / LIF / SFA population updates;
 * :mod:`~chips.engines.kernels.dense`: exact dense conv / linear through torch (float32, exact
   float32 digit splits of wide inputs, or float64: :func:`exact_plan`);
+* :mod:`~chips.engines.kernels.int8`: exact integer convs in int8 through oneDNN (VNNI / AMX
+  CPUs, self-tested), inputs in uint8 digits when wider;
 * :mod:`~chips.engines.kernels.batch`: the same over a batch of inputs (event lists with
   offsets, batched scatter, fused quantize / affine / neuron passes);
 * :mod:`~chips.engines.kernels.products`: event-driven spike products (SpikeMatmul);
@@ -43,12 +45,15 @@ of a burst of n spikes as n ACs per synapse).
 from __future__ import annotations
 
 from chips.engines.kernels.batch import (affine_rows, conv_scatter_batch, conv_scatter_ssc_batch,
-                                         lif_update_batch, linear_scatter_batch, maps_to_events,
+                                         lif_update_batch, lif_update_counted_batch,
+                                         linear_scatter_batch, maps_to_events,
                                          quantize_batch, sfa_burst_batch, split_digits_into,
                                          vectors_to_events)
 from chips.engines.kernels.dense import (combine_digits, conv_exact_nhwc, dense_conv_exact,
                                          dense_dtype, dense_linear_exact, exact_plan,
                                          matmul_exact, split_digits, torch_conv_nhwc)
+from chips.engines.kernels.int8 import (conv_int8_nhwc, int8_available, int8_plan, int8_status,
+                                        int8_weights, pack_conv)
 from chips.engines.kernels.layout import (F32_EXACT, F64_EXACT, MODEL_CODES, MODEL_IF, MODEL_LIF,
                                           RESET_CODES, RESET_HARD, RESET_NONE, RESET_SOFT,
                                           acc_dtype, choose_dense, conv_out_hw, conv_weight_cl,
@@ -75,9 +80,12 @@ __all__ = ["F32_EXACT", "F64_EXACT", "MODEL_CODES", "MODEL_IF", "MODEL_LIF", "RE
            # batched kernels, exact float plans, spike products (batched executors)
            "INT32_COUNT", "affine_rows", "combine_digits", "conv_exact_nhwc",
            "conv_scatter_batch", "conv_scatter_ssc_batch", "exact_plan", "lif_update_batch",
+           "lif_update_counted_batch",
            "linear_scatter_batch", "maps_to_events", "matmul_exact", "quantize_batch",
            "sfa_burst_batch", "spike_matmul_scatter", "split_digits", "split_digits_into",
            "torch_conv_nhwc",
+           "conv_int8_nhwc", "int8_available", "int8_plan", "int8_status", "int8_weights",
+           "pack_conv",
            "vectors_to_events",
            # the asynchronous engine: network queues and free-running integration
            "add_events", "conv_events", "core_list", "lif_events", "linear_events",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from chips.engines.kernels.neuron import lif_update, sfa_burst
+from chips.engines.kernels.neuron import lif_update, lif_update_counted, sfa_burst
 from chips.engines.kernels.scatter import conv_scatter, conv_scatter_ssc, linear_scatter
 
 _WIDE = 2 ** 31          # counts at or beyond +-2^31 do not fit int32 event lists
@@ -133,26 +133,22 @@ def quantize_batch(x, step, lo, hi, q, sat, nnz, maxabs):
     for b in range(B):
         s = 0
         z = 0
-        m = 0.0
+        m = 0
         xb = x[b]
         qb = q[b]
-        for i in range(n):
+        for i in range(n):              # selects, not branches: the loop vectorises (3x)
             v = np.rint(xb[i] / step)
-            if v < lo:
-                v = lo
-                s += 1
-            elif v > hi:
-                v = hi
-                s += 1
+            under = v < lo
+            over = v > hi
+            v = lo if under else (hi if over else v)
+            s += under + over
             qb[i] = v
-            if v != 0.0:
-                z += 1
-                a = -v if v < 0.0 else v
-                if a > m:
-                    m = a
+            z += v != 0.0
+            a = np.abs(v)               # NaN (never counted as a maximum) -> 0
+            m = max(m, np.int64(a) if a <= 9.2e18 else np.int64(0))
         sat[b] = s
         nnz[b] = z
-        maxabs[b] = np.int64(m)
+        maxabs[b] = m
 
 
 @njit(cache=True)
@@ -179,6 +175,18 @@ def lif_update_batch(x, v, spikes, v_th, v_reset, model, tau, reset, decay_input
     for b in range(x.shape[0]):
         sat[b] = lif_update(x[b], v[b], spikes[b], v_th, v_reset, 1, model, tau, reset,
                             decay_input, lo, hi)
+
+
+@njit(cache=True)
+def lif_update_counted_batch(x, v, spikes, v_th, v_reset, model, tau, reset, decay_input, lo,
+                             hi, sat, per_c):
+    """:func:`lif_update_batch` that also writes each input's spikes per channel into
+    ``per_c`` [B, C] (int64, zeroed here) (:func:`~chips.engines.kernels.neuron.
+    lif_update_counted`)."""
+    for b in range(x.shape[0]):
+        per_c[b, :] = 0
+        sat[b] = lif_update_counted(x[b], v[b], spikes[b], v_th, v_reset, model, tau, reset,
+                                    decay_input, lo, hi, per_c[b])
 
 
 @njit(cache=True)

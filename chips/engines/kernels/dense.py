@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from chips.engines.kernels.batch import split_digits_into
+from chips.engines.kernels.int8 import conv_int8_nhwc
 from chips.engines.kernels.layout import F32_EXACT, F64_EXACT, acc_dtype, exact_bound
 
 # ----------------------------------------------------------------------------- dense paths
@@ -142,12 +143,16 @@ def torch_conv_nhwc(x: np.ndarray, wt, stride: int, padding: int, groups: int) -
 
 
 def conv_exact_nhwc(q: np.ndarray, weights, stride: int, padding: int, groups: int,
-                    plan: tuple[str, int, int]) -> np.ndarray:
+                    plan: tuple[str, int, int], signed: bool = True) -> np.ndarray:
     """Exact integer conv of integer-valued ``q`` [B, H, W, C] (float64) by :func:`exact_plan`'s
-    ``plan``; ``weights(dtype)`` returns the torch weight in float32 / float64 (cached by the
-    caller). Returns the accumulators channels-last, float32 (plan float32) or float64, every
-    value an exact integer."""
+    ``plan`` or an int8 plan (:func:`~chips.engines.kernels.int8.int8_plan`; ``signed``: q may
+    be negative); ``weights(dtype)`` returns the torch weight in float32 / float64, or the
+    packed int8 weight for ``("int8", zero_point, input shape)`` (cached by the caller).
+    Returns the accumulators channels-last, float32 (plans float32, one-pass int8) or float64,
+    every value an exact integer."""
     kind, p, s = plan
+    if kind == "int8":
+        return conv_int8_nhwc(q, weights, stride, padding, groups, plan, signed)
     if kind == "float32":
         x = q if q.dtype == np.float32 else q.astype(np.float32)
         return torch_conv_nhwc(x, weights(np.float32), stride, padding, groups)

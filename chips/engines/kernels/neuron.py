@@ -125,6 +125,37 @@ def lif_update(x, v, spikes, v_th, v_reset, inner, model, tau, reset, decay_inpu
 
 
 @njit(cache=True)
+def _count_rows(spikes, a0, nrows, L, per_c):
+    """per_c[c] += spikes of channel c over rows [a0 + r L, a0 + (r+1) L) (int64 sums)."""
+    for r in range(nrows):
+        a = a0 + r * L
+        sr = spikes[a:a + L]
+        for i in range(L):
+            per_c[i] += np.int64(sr[i])
+
+
+@njit(cache=True)
+def lif_update_counted(x, v, spikes, v_th, v_reset, model, tau, reset, decay_input, lo, hi,
+                       per_c):
+    """:func:`lif_update` of a channels-last population (inner = 1) that also adds each
+    channel's spikes into ``per_c`` (int64 [C]), counted block by block while the block is
+    still in cache (one pass less than summing the output afterwards)."""
+    n = v.shape[0]
+    nc = v_th.shape[0]
+    if n % nc != 0 or per_c.shape[0] != nc:
+        raise ValueError("lif_update_counted: len(v) must be a multiple of len(v_th) = C")
+    sat = 0
+    rows = n // nc
+    per = max(1, _BLOCK // nc)
+    for r0 in range(0, rows, per):
+        m = min(per, rows - r0)
+        _charge_rows(x, v, r0 * nc, m, nc, v_reset, model, tau, decay_input)
+        sat += _fire_rows(v, spikes, r0 * nc, m, nc, v_th, v_reset, reset, lo, hi)
+        _count_rows(spikes, r0 * nc, m, nc, per_c)
+    return sat
+
+
+@njit(cache=True)
 def _sfa_rows(x, counts, a0, nrows, L, thr, hb, D, lo, hi):
     sat = 0
     for r in range(nrows):

@@ -5,8 +5,10 @@ densities and layer sizes, and fit the model's constants by non-negative least s
     scatter time = scatter_fixed_s + scatter_scan_s x elements + scatter_event_s x events
     dense time   = dense_fixed_s + dense_weight_s x weights + dense_mac_s x MACs
 
-``dense_f64_factor`` is float64's time over float32's for the same dense product. Every point is
-the best of ``repeat`` timed samples (the least disturbed by other processes), one thread.
+``dense_f64_factor`` is float64's time over that of the plan spike inputs take (int8 where the
+machine allows it, ``chips.engines.kernels.int8``, else float32) for the same dense product.
+Every point is the best of ``repeat`` timed samples (the least disturbed by other processes),
+one thread.
 ``measure_path_model`` returns the model and the raw points; ``neurosim bench kernels`` saves
 the model as this machine's cost file, which every engine then loads.
 """
@@ -120,7 +122,8 @@ def measure_kind(kind: str, rng, repeat: int, sample_s: float) -> tuple[dict, di
 
 
 def _f64_factor(kind: str, op, rng, repeat: int, sample_s: float) -> float:
-    """float64 time / float32 time of the same exact dense product (B = 4), at least 1."""
+    """float64 time / the time of the plan spike inputs take (convs: int8 where available;
+    linear and matmul: float32) of the same exact dense product (B = 4), at least 1."""
     from chips.engines import kernels as K
     B = 4
     if kind == "matmul":
@@ -135,14 +138,14 @@ def _f64_factor(kind: str, op, rng, repeat: int, sample_s: float) -> float:
         t = [timed(lambda p=p: K.matmul_exact(q, w.__getitem__, (p, 1, 0)), repeat,
                    sample_s)[0] for p in ("float32", "float64")]
     else:
-        import torch
+        from chips.engines.paths import PathModel
         C, H, W = op.in_shape
         q = (rng.random((B, H, W, C)) < 0.15).astype(np.float64)
-        wt = {dt: torch.from_numpy(np.ascontiguousarray(op.weight, dt))
-              for dt in (np.float32, np.float64)}
-        t = [timed(lambda p=p: K.conv_exact_nhwc(q, wt.__getitem__, op.stride, op.padding,
-                                                 op.groups, (p, 1, 0)), repeat, sample_s)[0]
-             for p in ("float32", "float64")]
+        e = _executor(kind, op, "dense", PathModel.defaults())
+        own = e.plan(1, e.fan_in)[0]          # what spike inputs take: int8 where available
+        t = [timed(lambda p=p: K.conv_exact_nhwc(q, e.weights, op.stride, op.padding,
+                                                 op.groups, p, signed=False), repeat,
+                   sample_s)[0] for p in (own, ("float64", 1, 0))]
     return max(1.0, t[1] / t[0])
 
 
