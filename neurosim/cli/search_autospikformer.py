@@ -17,6 +17,7 @@ SUPERNET_FILE = "supernet.safetensors"
 SUPERNET_RECORD = "supernet.json"
 CHOSEN_FILE = "chosen.safetensors"
 PLOT_FILE = "front_search_vs_random.png"
+PARENTS_BY = {"faeb": "F_AEB", "nsga2": "NSGA-II parents"}     # --parents-by: front label
 
 
 def _digest(path: Path) -> str:
@@ -223,7 +224,7 @@ def cmd_autospikformer(args) -> int:
         rand = _random_candidates(feas, args.random, _search_seed(args) + 1)
         rand_raw = score(rand) if rand else []
     search_rows = [_row(res.raw[c.key], f) for c, f in res.ranked()]
-    evolved = f"evolved ({'F_AEB' if args.parents_by == 'faeb' else 'NSGA-II parents'})"
+    evolved = f"evolved ({PARENTS_BY[args.parents_by]})"
     payload = {"space": space.to_dict(), "chip": args.chip, "mode": args.mode,
                "alpha": args.alpha, "energy": args.energy, "settings": res.settings,
                "parents_by": args.parents_by,
@@ -236,7 +237,7 @@ def cmd_autospikformer(args) -> int:
                "evaluations_log": str(log.path)}
     lines = [f"Auto-Spikformer search: space {space.name}, chip {args.chip} ({args.mode}), "
              f"F_AEB alpha {args.alpha} on {args.energy} energy, parents by "
-             f"{'F_AEB' if args.parents_by == 'faeb' else 'NSGA-II (front, crowding)'}",
+             f"{PARENTS_BY[args.parents_by]}",
              f"  {len(res.scored)} candidates evaluated ({len(feas.rejected)} rejected as "
              f"infeasible, with the mapper's reason in search.json)",
              f"best: {res.best.key}",

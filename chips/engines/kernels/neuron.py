@@ -105,12 +105,8 @@ def lif_update(x, v, spikes, v_th, v_reset, inner, model, tau, reset, decay_inpu
         raise ValueError("lif_update: len(v) must be a multiple of len(v_th) * inner")
     sat = 0
     if inner == 1:
-        rows = n // nc
-        per = max(1, _BLOCK // nc)
-        for r0 in range(0, rows, per):
-            m = min(per, rows - r0)
-            _charge_rows(x, v, r0 * nc, m, nc, v_reset, model, tau, decay_input)
-            sat += _fire_rows(v, spikes, r0 * nc, m, nc, v_th, v_reset, reset, lo, hi)
+        sat = _lif_channels_last(x, v, spikes, v_th, v_reset, model, tau, reset, decay_input,
+                                 lo, hi, np.empty(0, np.int64))
     else:
         th = np.empty(inner)
         vr = np.empty(inner)
@@ -140,18 +136,28 @@ def lif_update_counted(x, v, spikes, v_th, v_reset, model, tau, reset, decay_inp
     """:func:`lif_update` of a channels-last population (inner = 1) that also adds each
     channel's spikes into ``per_c`` (int64 [C]), counted block by block while the block is
     still in cache (one pass less than summing the output afterwards)."""
-    n = v.shape[0]
-    nc = v_th.shape[0]
-    if n % nc != 0 or per_c.shape[0] != nc:
+    if v.shape[0] % v_th.shape[0] != 0 or per_c.shape[0] != v_th.shape[0]:
         raise ValueError("lif_update_counted: len(v) must be a multiple of len(v_th) = C")
-    sat = 0
-    rows = n // nc
+    return _lif_channels_last(x, v, spikes, v_th, v_reset, model, tau, reset, decay_input,
+                              lo, hi, per_c)
+
+
+@njit(cache=True)
+def _lif_channels_last(x, v, spikes, v_th, v_reset, model, tau, reset, decay_input, lo, hi,
+                       per_c):
+    """The channels-last LIF update, block by block; with a non-empty ``per_c`` each block's
+    spikes are added per channel while the block is still in cache."""
+    nc = v_th.shape[0]
+    rows = v.shape[0] // nc
     per = max(1, _BLOCK // nc)
+    count = per_c.shape[0] > 0
+    sat = 0
     for r0 in range(0, rows, per):
         m = min(per, rows - r0)
         _charge_rows(x, v, r0 * nc, m, nc, v_reset, model, tau, decay_input)
         sat += _fire_rows(v, spikes, r0 * nc, m, nc, v_th, v_reset, reset, lo, hi)
-        _count_rows(spikes, r0 * nc, m, nc, per_c)
+        if count:
+            _count_rows(spikes, r0 * nc, m, nc, per_c)
     return sat
 
 
