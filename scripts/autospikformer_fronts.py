@@ -118,8 +118,8 @@ def _plot_budget(bb: dict, path: Path, a) -> None:
                         alpha=0.15, color=line.get_color())
     ax.set_xlabel("candidates evaluated")
     ax.set_ylabel("normalised hypervolume")
-    ax.set_title(f"Auto-Spikformer on {_chip_name(a.chip)}: front quality by budget "
-                 f"({len(a.seeds)} search seeds, band = min-max)", fontsize=11)
+    ax.set_title(f"Auto-Spikformer on {_chip_name(a.chip)}: front quality by budget\n"
+                 f"(mean of {len(a.seeds)} search seeds, band = min-max)", fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=9)
     fig.tight_layout()
