@@ -10,7 +10,9 @@ random candidates). Every run reuses the evaluations of the runs before it
 and the data), so a candidate is simulated once. Hypervolumes are recomputed here against ONE
 reference point shared by every set of every seed (the worst energy and accuracy seen), so
 they compare across seeds; the table gives each set per seed, the mean and the seeds where the
-evolved set's hypervolume exceeds random's.
+evolved set's hypervolume exceeds random's, and the coverage both ways (the share of one set's
+front that the other matches or beats; C(evolved, random) = 1 > C(random, evolved) is "the
+evolved front dominates").
 
     nice -n 10 python scripts/autospikformer_fronts.py --out runs/autospikformer-fronts \\
         --supernet runs/autospikformer-sandwich40/search/supernet.safetensors \\
@@ -30,7 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from neurosim.cli.main import main as neurosim  # noqa: E402
-from neurosim.report.search_front import (compare_fronts, hypervolume,  # noqa: E402
+from neurosim.report.search_front import (compare_fronts, coverage, hypervolume,  # noqa: E402
                                            plot_fronts)
 
 SETS = ("faeb", "nsga2", "random")
@@ -49,6 +51,9 @@ def parse_args(argv=None):
     p.add_argument("--generations", type=int, default=9)
     p.add_argument("--n", type=int, default=64, help="validation inputs simulated")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--evaluations-from", nargs="+", default=[], metavar="LOG", type=Path,
+                   help="evaluations.jsonl of earlier runs to reuse (same supernet, chip, mode, "
+                        "space and data; another study's logs, e.g. at a smaller budget)")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                    help="further `neurosim search autospikformer` flags (e.g. --train-n 64)")
     return p.parse_args(argv)
@@ -64,6 +69,11 @@ def _chip_name(chip: str) -> str:
     return load_chip(chip).name
 
 
+def _space_name(space: str) -> str:
+    from models.search.autospikformer import get_space
+    return get_space(space).name
+
+
 def _run(a, seed: int, parents_by: str, out: Path, logs: list) -> dict:
     d = out / f"seed{seed}-{parents_by}"
     if not (d / "search.json").exists():
@@ -76,7 +86,7 @@ def _run(a, seed: int, parents_by: str, out: Path, logs: list) -> dict:
                 "--mutations", str(s - round(0.3 * s)), "--random", str(n_eval),
                 "--parents-by", parents_by, "--search-seed", str(seed), "--n", str(a.n),
                 "--workers", str(a.workers), "--quiet", *a.extra]
-        have = [str(p) for p in logs if p.exists()]
+        have = [str(p) for p in [*a.evaluations_from, *logs] if p.exists()]
         if have:
             argv += ["--evaluations-from", *have]
         t0 = time.perf_counter()
@@ -103,6 +113,54 @@ def _by_budget(sets: dict, ref: dict, a) -> dict:
     return out
 
 
+def _test_check(a, out: Path, sets: dict, keys: dict, logs: list) -> dict:
+    """Each set's validation front (the candidates a search would offer) re-measured on the
+    test split, which no search saw: same energies, test accuracy of the same inherited-weight
+    subnets (``accuracy_on_test_split``), hypervolumes against one shared reference. A search
+    that won only by finding lucky validation rows loses its lead here. Test accuracies are
+    cached in ``out/test_accuracy.json`` (keyed by the supernet's digest and the data split)."""
+    from neurosim.report.pareto import pareto_front
+    from neurosim.run.autospikformer_eval import accuracy_on_test_split, search_data
+    from models.search.autospikformer import space_from_dict
+    header, cands = None, {}
+    for p in logs:
+        lines = p.read_text().splitlines()
+        header = header or json.loads(lines[0])["header"]
+        for line in lines[1:]:
+            r = json.loads(line)
+            cands.setdefault(r["key"], r["candidate"])
+    digest = __import__("hashlib").sha256(Path(a.supernet).read_bytes()).hexdigest()[:16]
+    if digest != header["supernet_sha256_16"]:
+        raise SystemExit(f"{a.supernet}: not the supernet the searches in {out} used (digest "
+                         f"{digest} vs {header['supernet_sha256_16']})")
+    split = {k: header[k] for k in ("workload", "val_n", "seed", "train_n", "recal_n")}
+    settings = {"supernet_sha256_16": digest, **split}
+    cache_p = out / "test_accuracy.json"
+    cache = json.loads(cache_p.read_text()) if cache_p.exists() else {}
+    acc = cache.get("accuracy", {}) if cache.get("settings") == settings else {}
+    space = header["space"]
+    data = search_data(split["workload"], space_from_dict(space).inputs, split["val_n"],
+                       split["seed"], split["train_n"])
+    fronts = {}
+    for sk, (es, xs) in sets.items():
+        idx = pareto_front(es, xs)
+        for i in idx:
+            k = keys[sk][i]
+            if k not in acc:
+                acc[k] = accuracy_on_test_split(cands[k], a.supernet, space, data,
+                                                recal_n=split["recal_n"])
+        fronts[sk] = ([es[i] for i in idx], [acc[keys[sk][i]] for i in idx])
+    cache_p.write_text(json.dumps({"settings": settings, "accuracy": acc}, indent=1) + "\n")
+    st = compare_fronts({f"{s}/{n}": v for (s, n), v in fronts.items()})
+    table = {n: {s: st[f"{s}/{n}"]["hypervolume_normalised"] for s in a.seeds} for n in SETS}
+    return {"test_rows": int(len(data["y_test"])), "reference": st["reference"],
+            "front_sizes": {f"{s}/{n}": len(v[0]) for (s, n), v in fronts.items()},
+            "hypervolume_normalised": table,
+            "mean": {n: statistics.mean(table[n].values()) for n in SETS},
+            "evolved_beats_random": {n: sum(table[n][s] > table["random"][s] for s in a.seeds)
+                                     for n in ("faeb", "nsga2")}}
+
+
 def _plot_budget(bb: dict, path: Path, a) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -118,7 +176,8 @@ def _plot_budget(bb: dict, path: Path, a) -> None:
                         alpha=0.15, color=line.get_color())
     ax.set_xlabel("candidates evaluated")
     ax.set_ylabel("normalised hypervolume")
-    ax.set_title(f"Auto-Spikformer on {_chip_name(a.chip)}: front quality by budget\n"
+    ax.set_title(f"Auto-Spikformer, space {_space_name(a.space)}, on {_chip_name(a.chip)}: "
+                 f"front quality by budget\n"
                  f"(mean of {len(a.seeds)} search seeds, band = min-max)", fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=9)
@@ -133,6 +192,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     logs: list[Path] = []
     sets: dict = {}
+    keys: dict = {}
     for seed in a.seeds:
         runs = {pb: _run(a, seed, pb, out, logs) for pb in ("faeb", "nsga2")}
         if runs["faeb"]["random"] != runs["nsga2"]["random"]:
@@ -144,6 +204,7 @@ def main(argv=None) -> int:
                 by_key = {r["key"]: r for r in rows}
                 rows = [by_key[k] for k in run["scoring_order"]]
             sets[(seed, name)] = ([r["energy_j"] for r in rows], [r["accuracy"] for r in rows])
+            keys[(seed, name)] = [r["key"] for r in rows]
     fronts = compare_fronts({f"{s}/{n}": v for (s, n), v in sets.items()})
     table = {name: {s: fronts[f"{s}/{name}"]["hypervolume_normalised"] for s in a.seeds}
              for name in SETS}
@@ -155,6 +216,11 @@ def main(argv=None) -> int:
                          for n in SETS},
                "evolved_beats_random": {n: sum(table[n][s] > table["random"][s] for s in a.seeds)
                                         for n in ("faeb", "nsga2")},
+               "coverage": {n: {s: {"evolved_covers_random": coverage(sets[(s, n)],
+                                                                      sets[(s, "random")]),
+                                    "random_covers_evolved": coverage(sets[(s, "random")],
+                                                                      sets[(s, n)])}
+                                for s in a.seeds} for n in ("faeb", "nsga2")},
                "unique_evaluations": len({json.loads(line)["key"] for p in logs
                                           for line in p.read_text().splitlines()[1:]})}
     union = ([e for es, _ in sets.values() for e in es], [x for _, xs in sets.values() for x in xs])
@@ -162,11 +228,12 @@ def main(argv=None) -> int:
         "union": union, **{f"{s}/{n}": v for (s, n), v in sets.items()}})["union"][
         "hypervolume_normalised"]
     summary["by_budget"] = _by_budget(sets, fronts["reference"], a)
+    summary["test_check"] = _test_check(a, out, sets, keys, logs)
     _plot_budget(summary["by_budget"], out / "by_budget.png", a)
     s0 = a.seeds[0]
     plot_fronts({f"{NAMES[n]}": sets[(s0, n)] for n in ("nsga2", "faeb", "random")},
-                out / "fronts.png", title=f"Auto-Spikformer on {_chip_name(a.chip)}: "
-                f"{len(sets[(s0, 'random')][0])} evaluations per set (search seed {s0})")
+                out / "fronts.png", title=f"Auto-Spikformer, space {_space_name(a.space)}, on "
+                f"{_chip_name(a.chip)}:\n{len(sets[(s0, 'random')][0])} evaluations per set (search seed {s0})")
     summary["plot"] = str(out / "fronts.png")
     (out / "fronts.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"normalised hypervolume (shared reference), {_chip_name(a.chip)}, seeds {a.seeds}:")
@@ -177,6 +244,19 @@ def main(argv=None) -> int:
     print("by budget (mean over seeds): " + "; ".join(
         f"{k}: " + " ".join(f"{n} {statistics.mean(bb[n][s][i] for s in a.seeds):.4f}"
                             for n in SETS) for i, k in enumerate(bb["evaluations"])))
+    for n in ("faeb", "nsga2"):
+        c = summary["coverage"][n]
+        print(f"  coverage C({n}, random) / C(random, {n}): " + "; ".join(
+            f"seed {s} {c[s]['evolved_covers_random']:.2f} / {c[s]['random_covers_evolved']:.2f}"
+            for s in a.seeds))
+    tc = summary["test_check"]
+    print(f"each set's validation front on the test split ({tc['test_rows']} rows), normalised "
+          f"hypervolume:")
+    for n in SETS:
+        vals = " ".join(f"{tc['hypervolume_normalised'][n][s]:.4f}" for s in a.seeds)
+        print(f"  {n:7s} {vals}   mean {tc['mean'][n]:.4f}")
+    print(f"  evolved > random on the test split in {tc['evolved_beats_random']} of "
+          f"{len(a.seeds)} seeds")
     print(f"every candidate of every set together (the best front found): "
           f"{summary['union_hypervolume_normalised']:.4f}")
     print(f"evolved > random in {summary['evolved_beats_random']} of {len(a.seeds)} seeds; "

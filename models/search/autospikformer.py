@@ -11,6 +11,7 @@ Shipped space (scaled for a 2-core CPU; the paper's S_Ts is embed 336..384, MLP 
 
     name    embed dims   MLP ratio    heads   depth   threshold            tau          T
     digits  32, 48, 64   3, 3.5, 4    2, 4    1, 2    0.6..2.0 step 0.2    1.25, 2, 10  2..6
+    digits-d2  the same at depth 2 only (311,040 members; served by the digits supernet)
 
 built for the ``digits`` workload upsampled to 16x16 (1 channel, 10 classes) with max pools
 after SPS stages 1 and 2 (16x16 -> 8x8 -> 4x4 = 16 tokens). Why not the native 8x8: the SPS
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .space import InputSpec, SearchSpaceError, _choices, _range, read_space_toml
@@ -333,6 +334,11 @@ SPACES: dict[str, AutoSpikformerSpace] = {
         DIGITS, "Auto-Spikformer S_T x S_S scaled for digits at 16x16 (1 channel, 10 "
                 "classes, pools after SPS stages 1 and 2: 4x4 tokens)"),
 }
+# the digits space at depth 2 only: two blocks' genes (MLP ratio, heads, threshold, tau) decide
+# a member's energy, so the front is a combination of choices that random draws rarely make;
+# the digits supernet serves it (a subspace). The fronts study's harder case (README).
+SPACES["digits-d2"] = replace(SPACES["digits"], name="digits-d2", depths=(2,),
+                              description="the digits space at depth 2 only")
 
 _KEYS = {"name", "description", "embed_dim", "mlp_ratio", "num_heads", "depth", "threshold",
          "tau", "T", "inputs"}

@@ -249,8 +249,10 @@ def cmd_autospikformer(args) -> int:
                                     [r["accuracy"] for r in search_rows]),
                 "random": ([r[energy] for r in rand_raw], [r["accuracy"] for r in rand_raw])}
         fronts = compare_fronts(sets)
-        plot_fronts(sets, out / PLOT_FILE, title=f"Auto-Spikformer on {args.chip} "
-                    f"({args.mode}): evolved vs random, {args.energy} energy")
+        from chips.spec import load_chip
+        plot_fronts(sets, out / PLOT_FILE, title=f"Auto-Spikformer, space {space.name}, on "
+                    f"{load_chip(args.chip).name} ({args.mode}):\nevolved vs random, "
+                    f"{args.energy} energy")
         payload["fronts"] = {k: {kk: vv for kk, vv in v.items() if kk != "front"}
                              for k, v in fronts.items()}
         lines.append("hypervolume (normalised): " + ", ".join(

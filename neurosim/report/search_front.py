@@ -5,6 +5,11 @@ Hypervolume (minimise energy, maximise accuracy): the area dominated by a set's 
 and bounded by the reference point (``ref_energy``, ``ref_accuracy``), by default the worst
 energy and the worst accuracy over every set compared, so all sets share one reference. It is
 also given normalised by the reference box (the product of the two ranges over all sets).
+
+Coverage (Zitzler & Thiele 1999, "C metric"): C(A, B) is the share of B's front points that
+some point of A weakly dominates (at most the energy and at least the accuracy). C(A, B) = 1
+and C(B, A) < 1 means A's front dominates B's: every point B found, A matched or beat, and A
+found a point B did not reach. Hypervolume says by how much; coverage says whether.
 """
 from __future__ import annotations
 
@@ -33,6 +38,19 @@ def hypervolume(energies, accuracies, ref_energy: float, ref_accuracy: float) ->
         area += (e_next - e) * (a - ref_accuracy)
         best = a
     return area
+
+
+def coverage(a: tuple, b: tuple) -> float:
+    """C(A, B): the share of B's Pareto-front points weakly dominated by a point of A; ``a``
+    and ``b`` are (energies, accuracies). 1.0 when B is empty."""
+    (ea, aa), (eb, ab) = a, b
+    if len(ea) != len(aa) or len(eb) != len(ab):
+        raise ValueError("coverage: every set needs as many energies as accuracies")
+    front = pareto_front(eb, ab)
+    if not front:
+        return 1.0
+    covered = sum(any(e <= eb[i] and x >= ab[i] for e, x in zip(ea, aa)) for i in front)
+    return covered / len(front)
 
 
 def compare_fronts(sets: dict) -> dict:
@@ -87,4 +105,4 @@ def plot_fronts(sets: dict, path, *, title: str, xlabel: str = "energy per infer
     return path
 
 
-__all__ = ["compare_fronts", "hypervolume", "plot_fronts"]
+__all__ = ["compare_fronts", "coverage", "hypervolume", "plot_fronts"]

@@ -131,6 +131,32 @@ def warm_up() -> None:
     import neurosim.run.compare  # noqa: F401
 
 
+def _inherited(cand: dict, supernet_path: str, space: dict, data: dict, recal_n: int):
+    """The candidate's subnet with the supernet's weights, BatchNorm statistics re-estimated
+    on the first ``recal_n`` training rows (what every figure of this module is measured on)."""
+    from models.search.supernet import recalibrate_bn
+    model = _supernet(supernet_path, space_from_dict(space)).extract(Candidate.from_dict(cand))
+    recalibrate_bn(model, data["x_train"][:recal_n])
+    return model
+
+
+def accuracy_on_test_split(cand: dict, supernet_path: str, space: dict, data: dict, *,
+                  recal_n: int = 256) -> float:
+    """Top-1 accuracy of the inherited-weight subnet on the test split (the same model as
+    :func:`evaluate_candidate`'s validation accuracy; for checking a search's front on data
+    the search never saw)."""
+    import torch
+
+    from models.train import accuracy
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return accuracy(_inherited(cand, supernet_path, space, data, recal_n), data["x_test"],
+                        data["y_test"])
+    finally:
+        torch.set_num_threads(threads)
+
+
 _SUPERNETS: dict = {}
 
 
@@ -156,7 +182,6 @@ def evaluate_candidate(cand: dict, supernet_path: str, space: dict, data: dict, 
     import torch
 
     from chips.mapping import map_graph
-    from models.search.supernet import recalibrate_bn
     from models.train import accuracy
     from neurosim.costing.energy import attach_energy
     from neurosim.costing.paper.estimate import paper_estimate
@@ -167,10 +192,7 @@ def evaluate_candidate(cand: dict, supernet_path: str, space: dict, data: dict, 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        sp = space_from_dict(space)
-        c = Candidate.from_dict(cand)
-        model = _supernet(supernet_path, sp).extract(c)
-        recalibrate_bn(model, data["x_train"][:recal_n])
+        model = _inherited(cand, supernet_path, space, data, recal_n)
         acc = accuracy(model, data["x_val"], data["y_val"])
         xe, ye = data["x_val"][:n], data["y_val"][:n]
         rate = firing_rate(model, xe)
@@ -193,5 +215,5 @@ def evaluate_candidate(cand: dict, supernet_path: str, space: dict, data: dict, 
             "n_val": int(len(data["y_val"])), "chip": str(chip), "mode": mode}
 
 
-__all__ = ["ENERGY_KEYS", "MODES", "evaluate_candidate", "firing_rate", "formula_energy_j",
-           "search_data", "structure_reason", "warm_up"]
+__all__ = ["ENERGY_KEYS", "MODES", "accuracy_on_test_split", "evaluate_candidate", "firing_rate",
+           "formula_energy_j", "search_data", "structure_reason", "warm_up"]

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.search.autospikformer import AutoSpikformerSpace, Candidate
 from models.search.space import InputSpec
@@ -15,8 +17,9 @@ from neurosim.cli.main import main
 from neurosim.frontends.lower import lower
 from neurosim.frontends.twin import run_twin
 from neurosim.reference import interp
-from neurosim.report.search_front import compare_fronts, hypervolume
-from neurosim.run.autospikformer_eval import evaluate_candidate, formula_energy_j
+from neurosim.report.search_front import compare_fronts, coverage, hypervolume
+from neurosim.run.autospikformer_eval import (accuracy_on_test_split, evaluate_candidate,
+                                              formula_energy_j)
 from neurosim.run.simulate import simulate
 
 TINY = InputSpec(img_size=8, in_channels=1, num_classes=10, T=2, pool_stages=())
@@ -105,6 +108,18 @@ def test_candidate_evaluation_and_infeasibility(net):
                              calib_n=8, recal_n=16)
     assert set(bad) == {"infeasible", "accuracy"}
     assert "does not fit speck-xl" in bad["infeasible"] and "destinations" in bad["infeasible"]
+    # the fronts study's variant with 16 destinations per core takes depth 2
+    from pathlib import Path
+    fan16 = Path(__file__).resolve().parents[2] / "scripts" / "chips" / "speck-xl-fanout16.toml"
+    ok = evaluate_candidate(deep, str(path), sp, data, chip=str(fan16), mode="async", n=8,
+                            calib_n=8, recal_n=16)
+    assert "infeasible" not in ok and ok["energy_j"] > 0
+    # the test-split accuracy is the same inherited model's: equal on a copy of the validation
+    # split, and shifted labels cannot both be right
+    data.update(x_test=data["x_val"], y_test=data["y_val"])
+    assert accuracy_on_test_split(one, str(path), sp, data, recal_n=16) == r["accuracy"]
+    data["y_test"] = (data["y_val"] + 1) % 10
+    assert accuracy_on_test_split(one, str(path), sp, data, recal_n=16) + r["accuracy"] <= 1
 
 
 def test_formula_energy_is_eq_3_with_one_rate():
@@ -125,6 +140,32 @@ def test_hypervolume():
     st = compare_fronts({"a": ([1, 2], [0.5, 0.8]), "b": ([3], [0.4])})
     assert st["reference"] == {"energy_j": 3, "accuracy": 0.4}
     assert st["b"]["hypervolume"] == 0 and 0 < st["a"]["hypervolume_normalised"] <= 1
+
+
+def test_coverage_by_hand():
+    a = ([1.0, 2.0], [0.5, 0.9])
+    b = ([1.5, 3.0, 4.0], [0.5, 0.9, 0.1])          # front of b: (1.5, 0.5), (3.0, 0.9)
+    assert coverage(a, b) == 1.0                    # a beats both front points
+    assert coverage(b, a) == 0.0                    # b reaches neither of a's
+    assert coverage(a, a) == 1.0 and coverage(a, ([], [])) == 1.0
+    assert coverage(([2.0], [0.9]), b) == 0.5       # ties count as covered (weak dominance)
+    with pytest.raises(ValueError, match="as many energies"):
+        coverage(([1.0], []), b)
+
+
+@given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9)), min_size=1, max_size=15),
+       st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9)), min_size=1, max_size=15))
+@settings(max_examples=200, deadline=None)
+def test_coverage_properties(pa, pb):
+    """C lies in [0, 1]; a union covers each part; C(A, B) = 1 iff every front point of B is
+    matched or beaten by A, so a set's hypervolume then is at least B's."""
+    a = ([p[0] for p in pa], [p[1] for p in pa])
+    b = ([p[0] for p in pb], [p[1] for p in pb])
+    u = (a[0] + b[0], a[1] + b[1])
+    assert 0.0 <= coverage(a, b) <= 1.0
+    assert coverage(u, a) == coverage(u, b) == 1.0
+    if coverage(a, b) == 1.0:
+        assert hypervolume(*a, 10, -1) >= hypervolume(*b, 10, -1)
 
 
 def _argv(space, out, *extra):
@@ -292,4 +333,13 @@ def test_fronts_study_in_small(tmp_path):
     for n in ("faeb", "nsga2", "random"):
         for s in ("0", "1"):
             assert bb[n][s][0] <= bb[n][s][1] == pytest.approx(hv[n][s])
+    tc = fr["test_check"]
+    assert tc["test_rows"] > 0 and all(0 <= tc["hypervolume_normalised"][n][str(s)] <= 1
+                                       for n in hv for s in (0, 1))
+    assert (out / "test_accuracy.json").exists()
+    for n in ("faeb", "nsga2"):
+        for s in ("0", "1"):
+            c = fr["coverage"][n][s]
+            assert 0 <= c["evolved_covers_random"] <= 1 and 0 <= c["random_covers_evolved"] <= 1
+            assert c["evolved_covers_random"] < 1 or hv[n][s] >= hv["random"][s]
     assert (out / "fronts.png").exists() and (out / "by_budget.png").exists()

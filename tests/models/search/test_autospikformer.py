@@ -38,6 +38,13 @@ def test_shipped_space_follows_the_issue_ranges():
     # 8 channels wide (a 2-4 channel stem at 8x8 did not learn: module doc)
     assert (sp.inputs.img_size, sp.inputs.pool_stages, sp.inputs.tokens) == (16, (1, 2), 16)
     assert max(sp.embed_dims) // 8 == 8
+    # the fronts study's harder space: depth 2 only, every other choice list the same, so the
+    # digits supernet serves it; 3 widths x (3 x 2 x 8 x 3)^2 block genes x 5 T
+    d2 = get_space("digits-d2")
+    assert d2.depths == (2,) and subspace_reason(d2, sp) is None
+    assert (len(d2.embed_dims) * (len(d2.mlp_ratios) * len(d2.heads) * len(d2.thresholds)
+                                  * len(d2.taus)) ** 2 * len(d2.time_steps)) == 311_040
+    assert all(c.depth == 2 for c in (d2.sample(random.Random(s)) for s in range(20)))
 
 
 @pytest.mark.parametrize("kw, msg", [
