@@ -157,6 +157,16 @@ def accuracy_on_test_split(cand: dict, supernet_path: str, space: dict, data: di
         torch.set_num_threads(threads)
 
 
+def test_accuracies(cands: dict, supernet_path: str, space: dict, split: dict) -> dict:
+    """Task: ``{key: accuracy_on_test_split}`` for the candidates ``cands`` (``{key: candidate
+    dict}``), the data rebuilt once from ``split`` (a search log header's ``workload``,
+    ``val_n``, ``seed``, ``train_n``, ``recal_n``): plain data in and out, for an executor."""
+    data = search_data(split["workload"], space_from_dict(space).inputs, split["val_n"],
+                       split["seed"], split["train_n"])
+    return {k: accuracy_on_test_split(c, supernet_path, space, data, recal_n=split["recal_n"])
+            for k, c in cands.items()}
+
+
 _SUPERNETS: dict = {}
 
 
@@ -216,4 +226,4 @@ def evaluate_candidate(cand: dict, supernet_path: str, space: dict, data: dict, 
 
 
 __all__ = ["ENERGY_KEYS", "MODES", "accuracy_on_test_split", "evaluate_candidate", "firing_rate",
-           "formula_energy_j", "search_data", "structure_reason", "warm_up"]
+           "formula_energy_j", "search_data", "structure_reason", "test_accuracies", "warm_up"]

@@ -19,7 +19,7 @@ from neurosim.frontends.twin import run_twin
 from neurosim.reference import interp
 from neurosim.report.search_front import compare_fronts, coverage, hypervolume
 from neurosim.run.autospikformer_eval import (accuracy_on_test_split, evaluate_candidate,
-                                              formula_energy_j)
+                                              formula_energy_j, search_data, test_accuracies)
 from neurosim.run.simulate import simulate
 
 TINY = InputSpec(img_size=8, in_channels=1, num_classes=10, T=2, pool_stages=())
@@ -120,6 +120,12 @@ def test_candidate_evaluation_and_infeasibility(net):
     assert accuracy_on_test_split(one, str(path), sp, data, recal_n=16) == r["accuracy"]
     data["y_test"] = (data["y_val"] + 1) % 10
     assert accuracy_on_test_split(one, str(path), sp, data, recal_n=16) + r["accuracy"] <= 1
+    # the executor task rebuilds the data from a search log header's split fields
+    split = {"workload": "digits", "val_n": 20, "seed": 3, "train_n": 40, "recal_n": 16}
+    real = search_data("digits", TINY, 20, 3, 40)
+    assert test_accuracies({"one": one, "deep": deep}, str(path), sp, split) == {
+        k: accuracy_on_test_split(c, str(path), sp, real, recal_n=16)
+        for k, c in (("one", one), ("deep", deep))}
 
 
 def test_formula_energy_is_eq_3_with_one_rate():
@@ -320,8 +326,8 @@ def test_fronts_study_in_small(tmp_path):
     assert mod.main(["--out", str(out), "--supernet", str(first / "supernet.safetensors"),
                      "--space", str(space), "--chip", "tianjic-x16", "--seeds", "0", "1",
                      "--population", "4", "--generations", "1", "--n", "4", "--workers", "0",
-                     "--extra", "--val-n", "32", "--train-n", "32", "--calib-n", "4",
-                     "--recal-n", "16"]) == 0
+                     "--test-all", "--extra", "--val-n", "32", "--train-n", "32",
+                     "--calib-n", "4", "--recal-n", "16"]) == 0
     fr = json.loads((out / "fronts.json").read_text())
     assert fr["n_per_set"] == {f"{s}/{n}": 8 for s in (0, 1) for n in ("faeb", "nsga2",
                                                                        "random")}
@@ -336,7 +342,10 @@ def test_fronts_study_in_small(tmp_path):
     tc = fr["test_check"]
     assert tc["test_rows"] > 0 and all(0 <= tc["hypervolume_normalised"][n][str(s)] <= 1
                                        for n in hv for s in (0, 1))
-    assert (out / "test_accuracy.json").exists()
+    cached = json.loads((out / "test_accuracy.json").read_text())["accuracy"]
+    assert len(cached) == fr["unique_evaluations"]          # --test-all: every candidate
+    ex = fr["test_check"]["explored"]["hypervolume_normalised"]
+    assert all(0 <= ex[n][str(s)] <= 1 for n in hv for s in (0, 1))
     for n in ("faeb", "nsga2"):
         for s in ("0", "1"):
             c = fr["coverage"][n][s]
