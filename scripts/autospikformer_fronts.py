@@ -185,14 +185,14 @@ def _measure_test(a, missing: list, cands: dict, space: dict, split: dict, acc: 
                   save) -> None:
     """Test accuracies of ``missing`` into ``acc``, chunks of 64 as executor tasks
     (``--workers``; in this process when one chunk will do), ``save()`` after each."""
-    from neurosim.run.autospikformer_eval import test_accuracies
+    from neurosim.run.autospikformer_eval import accuracies_on_test_split
     from neurosim.run.executor import make_executor
     chunks = [missing[i:i + 64] for i in range(0, len(missing), 64)]
     if not chunks:
         return
     with make_executor(a.workers if len(chunks) > 1 else 0) as ex:
-        futs = [ex.submit(test_accuracies, {k: cands[k] for k in c}, a.supernet, space, split)
-                for c in chunks]
+        futs = [ex.submit(accuracies_on_test_split, {k: cands[k] for k in c}, a.supernet, space,
+                          split) for c in chunks]
         for i, (_, got) in enumerate(ex.as_completed(futs), 1):
             acc.update(got)
             save()

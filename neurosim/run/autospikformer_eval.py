@@ -157,7 +157,8 @@ def accuracy_on_test_split(cand: dict, supernet_path: str, space: dict, data: di
         torch.set_num_threads(threads)
 
 
-def test_accuracies(cands: dict, supernet_path: str, space: dict, split: dict) -> dict:
+def accuracies_on_test_split(cands: dict, supernet_path: str, space: dict,
+                             split: dict) -> dict:
     """Task: ``{key: accuracy_on_test_split}`` for the candidates ``cands`` (``{key: candidate
     dict}``), the data rebuilt once from ``split`` (a search log header's ``workload``,
     ``val_n``, ``seed``, ``train_n``, ``recal_n``): plain data in and out, for an executor."""
@@ -225,5 +226,6 @@ def evaluate_candidate(cand: dict, supernet_path: str, space: dict, data: dict, 
             "n_val": int(len(data["y_val"])), "chip": str(chip), "mode": mode}
 
 
-__all__ = ["ENERGY_KEYS", "MODES", "accuracy_on_test_split", "evaluate_candidate", "firing_rate",
-           "formula_energy_j", "search_data", "structure_reason", "test_accuracies", "warm_up"]
+__all__ = ["ENERGY_KEYS", "MODES", "accuracies_on_test_split", "accuracy_on_test_split",
+           "evaluate_candidate", "firing_rate", "formula_energy_j", "search_data",
+           "structure_reason", "warm_up"]

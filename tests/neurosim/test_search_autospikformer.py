@@ -18,8 +18,8 @@ from neurosim.frontends.lower import lower
 from neurosim.frontends.twin import run_twin
 from neurosim.reference import interp
 from neurosim.report.search_front import compare_fronts, coverage, hypervolume
-from neurosim.run.autospikformer_eval import (accuracy_on_test_split, evaluate_candidate,
-                                              formula_energy_j, search_data, test_accuracies)
+from neurosim.run.autospikformer_eval import (accuracies_on_test_split, accuracy_on_test_split,
+                                              evaluate_candidate, formula_energy_j, search_data)
 from neurosim.run.simulate import simulate
 
 TINY = InputSpec(img_size=8, in_channels=1, num_classes=10, T=2, pool_stages=())
@@ -123,7 +123,7 @@ def test_candidate_evaluation_and_infeasibility(net):
     # the executor task rebuilds the data from a search log header's split fields
     split = {"workload": "digits", "val_n": 20, "seed": 3, "train_n": 40, "recal_n": 16}
     real = search_data("digits", TINY, 20, 3, 40)
-    assert test_accuracies({"one": one, "deep": deep}, str(path), sp, split) == {
+    assert accuracies_on_test_split({"one": one, "deep": deep}, str(path), sp, split) == {
         k: accuracy_on_test_split(c, str(path), sp, real, recal_n=16)
         for k, c in (("one", one), ("deep", deep))}
 
