@@ -78,6 +78,28 @@ def _space_name(space: str) -> str:
     return get_space(space).name
 
 
+def _per_set(sets: dict, a) -> dict:
+    """``compare_fronts`` over ``{(seed, set): (energies, accuracies)}`` with one shared
+    reference: each set's normalised hypervolume per seed, mean, sd over seeds and the number of
+    seeds where each evolved set's exceeds random's."""
+    st = compare_fronts({f"{s}/{n}": v for (s, n), v in sets.items()})
+    table = {n: {s: st[f"{s}/{n}"]["hypervolume_normalised"] for s in a.seeds} for n in SETS}
+    return {"reference": st["reference"], "hypervolume_normalised": table,
+            "mean": {n: statistics.mean(table[n].values()) for n in SETS},
+            "stdev": {n: statistics.stdev(table[n].values()) if len(a.seeds) > 1 else 0.0
+                      for n in SETS},
+            "evolved_beats_random": {n: sum(table[n][s] > table["random"][s] for s in a.seeds)
+                                     for n in ("faeb", "nsga2")}}
+
+
+def _print_per_set(title: str, t: dict, a) -> None:
+    print(title)
+    for n in SETS:
+        vals = " ".join(f"{t['hypervolume_normalised'][n][s]:.4f}" for s in a.seeds)
+        print(f"  {n:7s} {vals}   mean {t['mean'][n]:.4f} +- {t['stdev'][n]:.4f}")
+    print(f"  evolved > random in {t['evolved_beats_random']} of {len(a.seeds)} seeds")
+
+
 def _run(a, seed: int, parents_by: str, out: Path, logs: list) -> dict:
     d = out / f"seed{seed}-{parents_by}"
     if not (d / "search.json").exists():
@@ -153,24 +175,12 @@ def _test_check(a, out: Path, sets: dict, keys: dict, logs: list) -> dict:
                                                         indent=1, sort_keys=True) + "\n"))
     fronts = {sk: ([sets[sk][0][i] for i in idx], [acc[keys[sk][i]] for i in idx])
               for sk, idx in front_idx.items()}
-    st = compare_fronts({f"{s}/{n}": v for (s, n), v in fronts.items()})
-    table = {n: {s: st[f"{s}/{n}"]["hypervolume_normalised"] for s in a.seeds} for n in SETS}
-    res = {"test_rows": _test_rows(split, header["space"]), "reference": st["reference"],
+    res = {"test_rows": _test_rows(split, header["space"]),
            "front_sizes": {f"{s}/{n}": len(v[0]) for (s, n), v in fronts.items()},
-           "hypervolume_normalised": table,
-           "mean": {n: statistics.mean(table[n].values()) for n in SETS},
-           "evolved_beats_random": {n: sum(table[n][s] > table["random"][s] for s in a.seeds)
-                                    for n in ("faeb", "nsga2")}}
+           **_per_set(fronts, a)}
     if a.test_all:
-        every = {f"{s}/{n}": (sets[(s, n)][0], [acc[k] for k in keys[(s, n)]])
-                 for (s, n) in sets}
-        st = compare_fronts(every)
-        ex = {n: {s: st[f"{s}/{n}"]["hypervolume_normalised"] for s in a.seeds} for n in SETS}
-        res["explored"] = {"reference": st["reference"], "hypervolume_normalised": ex,
-                           "mean": {n: statistics.mean(ex[n].values()) for n in SETS},
-                           "evolved_beats_random": {
-                               n: sum(ex[n][s] > ex["random"][s] for s in a.seeds)
-                               for n in ("faeb", "nsga2")}}
+        res["explored"] = _per_set({sk: (es, [acc[k] for k in keys[sk]])
+                                    for sk, (es, _) in sets.items()}, a)
     return res
 
 
@@ -244,17 +254,8 @@ def main(argv=None) -> int:
                 rows = [by_key[k] for k in run["scoring_order"]]
             sets[(seed, name)] = ([r["energy_j"] for r in rows], [r["accuracy"] for r in rows])
             keys[(seed, name)] = [r["key"] for r in rows]
-    fronts = compare_fronts({f"{s}/{n}": v for (s, n), v in sets.items()})
-    table = {name: {s: fronts[f"{s}/{name}"]["hypervolume_normalised"] for s in a.seeds}
-             for name in SETS}
-    summary = {"reference": fronts["reference"], "seeds": a.seeds,
+    summary = {**_per_set(sets, a), "seeds": a.seeds,
                "n_per_set": {f"{s}/{n}": len(v[0]) for (s, n), v in sets.items()},
-               "hypervolume_normalised": table,
-               "mean": {n: statistics.mean(table[n].values()) for n in SETS},
-               "stdev": {n: statistics.stdev(table[n].values()) if len(a.seeds) > 1 else 0.0
-                         for n in SETS},
-               "evolved_beats_random": {n: sum(table[n][s] > table["random"][s] for s in a.seeds)
-                                        for n in ("faeb", "nsga2")},
                "coverage": {n: {s: {"evolved_covers_random": coverage(sets[(s, n)],
                                                                       sets[(s, "random")]),
                                     "random_covers_evolved": coverage(sets[(s, "random")],
@@ -266,7 +267,7 @@ def main(argv=None) -> int:
     summary["union_hypervolume_normalised"] = compare_fronts({
         "union": union, **{f"{s}/{n}": v for (s, n), v in sets.items()}})["union"][
         "hypervolume_normalised"]
-    summary["by_budget"] = _by_budget(sets, fronts["reference"], a)
+    summary["by_budget"] = _by_budget(sets, summary["reference"], a)
     summary["test_check"] = _test_check(a, out, sets, keys, logs)
     _plot_budget(summary["by_budget"], out / "by_budget.png", a)
     s0 = a.seeds[0]
@@ -275,10 +276,8 @@ def main(argv=None) -> int:
                 f"{_chip_name(a.chip)}:\n{len(sets[(s0, 'random')][0])} evaluations per set (search seed {s0})")
     summary["plot"] = str(out / "fronts.png")
     (out / "fronts.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"normalised hypervolume (shared reference), {_chip_name(a.chip)}, seeds {a.seeds}:")
-    for n in SETS:
-        vals = " ".join(f"{table[n][s]:.4f}" for s in a.seeds)
-        print(f"  {n:7s} {vals}   mean {summary['mean'][n]:.4f} +- {summary['stdev'][n]:.4f}")
+    _print_per_set(f"normalised hypervolume (shared reference), {_chip_name(a.chip)}, seeds "
+                   f"{a.seeds}:", summary, a)
     bb = summary["by_budget"]
     print("by budget (mean over seeds): " + "; ".join(
         f"{k}: " + " ".join(f"{n} {statistics.mean(bb[n][s][i] for s in a.seeds):.4f}"
@@ -289,26 +288,14 @@ def main(argv=None) -> int:
             f"seed {s} {c[s]['evolved_covers_random']:.2f} / {c[s]['random_covers_evolved']:.2f}"
             for s in a.seeds))
     tc = summary["test_check"]
-    print(f"each set's validation front on the test split ({tc['test_rows']} rows), normalised "
-          f"hypervolume:")
-    for n in SETS:
-        vals = " ".join(f"{tc['hypervolume_normalised'][n][s]:.4f}" for s in a.seeds)
-        print(f"  {n:7s} {vals}   mean {tc['mean'][n]:.4f}")
-    print(f"  evolved > random on the test split in {tc['evolved_beats_random']} of "
-          f"{len(a.seeds)} seeds")
+    _print_per_set(f"each set's validation front on the test split ({tc['test_rows']} rows), "
+                   f"normalised hypervolume:", tc, a)
     if "explored" in tc:
-        print("each set's front of ALL its candidates by test accuracy (what it reached), "
-              "normalised hypervolume:")
-        for n in SETS:
-            ex = tc["explored"]
-            vals = " ".join(f"{ex['hypervolume_normalised'][n][s]:.4f}" for s in a.seeds)
-            print(f"  {n:7s} {vals}   mean {ex['mean'][n]:.4f}")
-        print(f"  evolved > random in {tc['explored']['evolved_beats_random']} of "
-              f"{len(a.seeds)} seeds")
+        _print_per_set("each set's front of ALL its candidates by test accuracy (what it "
+                       "reached), normalised hypervolume:", tc["explored"], a)
     print(f"every candidate of every set together (the best front found): "
           f"{summary['union_hypervolume_normalised']:.4f}")
-    print(f"evolved > random in {summary['evolved_beats_random']} of {len(a.seeds)} seeds; "
-          f"{summary['unique_evaluations']} candidates simulated in all")
+    print(f"{summary['unique_evaluations']} candidates simulated in all")
     return 0
 
 
